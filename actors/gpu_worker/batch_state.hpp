@@ -1,0 +1,45 @@
+#pragma once
+// The worker's persistent view of the running batch, rebuilt from the scheduler's diffs (StepPlan):
+// per request its tokens, how many have KV, and its block table. Every backend executes from this.
+// It also checks the plan's invariants, so a scheduler bug shows up as a failed step, not silent
+// corruption: no block in two tables, enough blocks for the tokens scheduled, no unknown request.
+#include "runtime/schema/messages.hpp"
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace troupe {
+
+struct WorkerRequest {
+  std::uint64_t id = 0;
+  std::vector<std::int32_t> tokens;
+  std::uint32_t num_computed = 0;
+  std::uint32_t num_scheduled = 0;  // this step
+  std::vector<std::uint32_t> blocks;
+  std::uint64_t sampling_seed = 0;  // the request's seed, 0 when it has none
+  bool sample_now() const { return num_scheduled > 0 && num_computed + num_scheduled >= tokens.size(); }
+};
+
+class BatchState {
+ public:
+  explicit BatchState(std::uint32_t block_size) : block_size_(block_size) {}
+  // Applies the plan's diffs; returns an error message, or empty when the plan is consistent.
+  std::string apply(schema::StepPlan::Reader plan);
+  // After execution: the scheduled tokens now have KV; sampled tokens join the requests that sampled.
+  void commit(const std::unordered_map<std::uint64_t, std::int32_t>& sampled);
+
+  std::vector<WorkerRequest*> scheduled() const { return scheduled_; }
+  std::size_t size() const { return requests_.size(); }
+
+ private:
+  std::string add_blocks(WorkerRequest& r, capnp::List<std::uint32_t>::Reader ids);
+  std::uint32_t block_size_;
+  std::unordered_map<std::uint64_t, WorkerRequest> requests_;
+  std::unordered_set<std::uint32_t> owned_;
+  std::vector<WorkerRequest*> scheduled_;
+};
+
+}  // namespace troupe

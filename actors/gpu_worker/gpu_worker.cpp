@@ -1,0 +1,85 @@
+#include "actors/gpu_worker/gpu_worker.hpp"
+
+#include "actors/gpu_worker/backend.hpp"
+#include "actors/gpu_worker/sim_backend.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <memory>
+
+namespace troupe {
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  if (name == "sim") return std::make_unique<SimBackend>();
+  // The cpu reference and the cuda backend arrive with the checkpoint and CUDA issues.
+  throw std::runtime_error("backend '" + name + "' is not available in this build (available: sim)");
+}
+
+namespace {
+struct WorkerState {
+  std::uint32_t rank = 0;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<BatchState> batch;
+};
+
+StepResultMsg step_result(std::uint64_t step, std::uint32_t rank, const std::string& error,
+                          const std::unordered_map<std::uint64_t, std::int32_t>& sampled, std::uint64_t us) {
+  return StepResultMsg::make([&](schema::StepResult::Builder b) {
+    b.setStepId(step);
+    b.setRank(rank);
+    b.setExecUs(us);
+    b.setError(error);
+    if (rank != 0) return;  // other ranks sampled the same tokens; only rank 0 reports them
+    auto outs = b.initOutputs(static_cast<unsigned>(sampled.size()));
+    unsigned i = 0;
+    for (auto& [id, tok] : sampled) {
+      outs[i].setRequestId(id);
+      outs[i].initTokens(1).set(0, tok);
+      ++i;
+    }
+  });
+}
+}  // namespace
+
+gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self) {
+  auto st = std::make_shared<WorkerState>();
+  return {
+    [st](const WorkerInitMsg& msg) -> caf::result<WorkerReadyMsg> {
+      auto v = msg.view();
+      st->rank = v->getRank();
+      try {
+        st->backend = make_backend(v->getBackend());
+        auto info = st->backend->init(*v);
+        st->batch = std::make_unique<BatchState>(v->getBlockSize());
+        return WorkerReadyMsg::make([&](schema::WorkerReady::Builder b) {
+          b.setRank(st->rank);
+          b.setDevice(info.device);
+          b.setNumBlocks(info.num_blocks);
+        });
+      } catch (const std::exception& e) {
+        return caf::make_error(caf::sec::runtime_error, std::string(e.what()));
+      }
+    },
+    [st](const StepPlanMsg& msg) -> StepResultMsg {
+      auto t0 = std::chrono::steady_clock::now();
+      auto plan = msg.view();
+      if (!st->batch) return step_result(plan->getStepId(), st->rank, "worker not initialised", {}, 0);
+      std::string err = st->batch->apply(*plan);
+      std::unordered_map<std::uint64_t, std::int32_t> sampled;
+      if (err.empty()) {
+        try {
+          sampled = st->backend->execute(st->batch->scheduled());
+          st->batch->commit(sampled);
+        } catch (const std::exception& e) {
+          err = e.what();
+        }
+      }
+      if (!err.empty()) spdlog::error("worker {}: step {} failed: {}", st->rank, plan->getStepId(), err);
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+      return step_result(plan->getStepId(), st->rank, err, sampled, us.count());
+    },
+  };
+}
+
+}  // namespace troupe

@@ -1,0 +1,51 @@
+#include "actors/gpu_worker/sim_backend.hpp"
+
+#include <chrono>
+#include <string_view>
+#include <thread>
+
+namespace troupe {
+namespace {
+
+constexpr std::string_view kText =
+  "Once upon a time, in a quiet town by the sea, there lived a small robot named Pip. Every morning Pip "
+  "rolled to the harbour to count the boats, and every evening it counted the stars. One day a storm came "
+  "and the boats did not return, so Pip climbed the lighthouse and turned on the lamp. ";
+
+}  // namespace
+
+std::int32_t SimBackend::token_at(std::int32_t first_token, std::uint64_t seed, std::size_t pos) {
+  std::uint64_t start = (std::uint64_t(std::uint32_t(first_token)) * 2654435761ull + seed) % kText.size();
+  return static_cast<unsigned char>(kText[(start + pos) % kText.size()]);
+}
+
+double SimBackend::step_us(double step, double per_prefill_token, double per_decode_seq,
+                           std::uint64_t prefill_tokens, std::uint64_t decode_seqs) {
+  return step + per_prefill_token * double(prefill_tokens) + per_decode_seq * double(decode_seqs);
+}
+
+BackendInfo SimBackend::init(schema::WorkerInit::Reader init) {
+  auto sim = init.getSim();
+  step_us_ = sim.getStepUs();
+  prefill_us_ = sim.getPrefillTokenUs();
+  decode_us_ = sim.getDecodeSeqUs();
+  return {"sim", init.getNumBlocks()};
+}
+
+std::unordered_map<std::uint64_t, std::int32_t> SimBackend::execute(const std::vector<WorkerRequest*>& batch) {
+  std::uint64_t prefill = 0, decode = 0;
+  std::unordered_map<std::uint64_t, std::int32_t> sampled;
+  for (auto* r : batch) {
+    bool decoding = r->num_scheduled == 1 && r->num_computed + 1 == r->tokens.size() && r->num_computed > 0;
+    (decoding ? decode : prefill) += decoding ? 1 : r->num_scheduled;
+    if (!r->sample_now()) continue;
+    // Only the first token and the seed pick the text: a resumed request (prompt + outputs re-sent)
+    // continues exactly where it was preempted.
+    sampled[r->id] = token_at(r->tokens.front(), r->sampling_seed, r->tokens.size());
+  }
+  double us = step_us(step_us_, prefill_us_, decode_us_, prefill, decode);
+  if (us > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::micro>(us));
+  return sampled;
+}
+
+}  // namespace troupe

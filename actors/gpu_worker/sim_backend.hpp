@@ -1,0 +1,25 @@
+#pragma once
+// The `sim` backend: no model. A step takes step_us + prefill_token_us * (prefill tokens) +
+// decode_seq_us * (decoding sequences), and the token at position p of a request is a byte of a fixed
+// text, picked by the prompt's first token, the request's seed and p -- so output is deterministic, readable, independent of how
+// requests were batched or preempted, and never EOS.
+#include "actors/gpu_worker/backend.hpp"
+
+
+namespace troupe {
+
+class SimBackend final : public Backend {
+ public:
+  BackendInfo init(schema::WorkerInit::Reader init) override;
+  std::unordered_map<std::uint64_t, std::int32_t> execute(const std::vector<WorkerRequest*>& batch) override;
+
+  // The token the sim model produces at absolute position `pos` of a request.
+  static std::int32_t token_at(std::int32_t first_token, std::uint64_t seed, std::size_t pos);
+  static double step_us(double step, double per_prefill_token, double per_decode_seq, std::uint64_t prefill_tokens,
+                        std::uint64_t decode_seqs);
+
+ private:
+  double step_us_ = 0, prefill_us_ = 0, decode_us_ = 0;
+};
+
+}  // namespace troupe

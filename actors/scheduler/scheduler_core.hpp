@@ -1,0 +1,113 @@
+#pragma once
+// The engine loop's logic, without actors: admission, the FCFS policy with a token budget and a sequence
+// budget, preemption by recompute, the step plan (diffs only), and turning sampled tokens into events.
+//
+// One step:  schedule() -> kv_request()  --kv manager-->  apply_kv_reply() -> build_plan()
+//            --workers-->  update_from_result()  -> events
+// The core mirrors the kv manager's free-block count exactly (it is the manager's only client), so it
+// can plan preemptions before asking; the manager's reply stays authoritative.
+#include "actors/scheduler/request_state.hpp"
+#include "runtime/schema/messages.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace troupe {
+
+struct SchedulerLimits {
+  std::uint32_t max_num_seqs = 256;
+  std::uint32_t max_num_batched_tokens = 8192;
+  std::uint32_t max_model_len = 4096;
+  std::uint32_t block_size = 16;
+  std::uint32_t num_blocks = 1024;
+  std::uint32_t max_waiting = 100000;
+};
+
+struct TokenEventOut {
+  std::uint64_t id = 0;
+  std::uint32_t first_index = 0;
+  std::vector<std::int32_t> tokens;
+  schema::FinishReason finish = schema::FinishReason::NONE;
+  std::int32_t stop_token = -1;
+  std::string message;
+  std::uint32_t num_prompt = 0;
+  std::uint16_t error_status = 0;
+};
+
+struct AdmitError {
+  std::uint16_t status;  // 400: the request can never run; 503: no room right now
+  std::string message;
+};
+
+struct ScheduledItem {
+  RequestState* req;
+  std::uint32_t num_new;
+};
+
+struct StepDecision {
+  std::vector<ScheduledItem> items;       // running first, then newly admitted, in FCFS order
+  std::vector<std::uint64_t> preempted;   // moved back to waiting this step
+  std::uint32_t total_tokens = 0;
+  bool empty() const { return items.empty(); }
+};
+
+struct SchedulerCounters {
+  std::uint64_t steps = 0, prompt_tokens = 0, generation_tokens = 0, preemptions = 0;
+  std::uint64_t finished = 0, aborted = 0, errored = 0;
+};
+
+class SchedulerCore {
+ public:
+  explicit SchedulerCore(SchedulerLimits limits);
+
+  // Admission. Returns why (and keeps nothing) if the request cannot be accepted.
+  std::optional<AdmitError> add(const SubmitMsg& msg, std::int64_t now_ns);
+  // Abort: frees the request's blocks at the next kv exchange. Returns its final event if it was live.
+  std::optional<TokenEventOut> abort(std::uint64_t id, const std::string& reason);
+  // Ends every live request with an error (a worker was lost, or shutdown ran out of time).
+  std::vector<TokenEventOut> fail_all(const std::string& message);
+
+  bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  // Blocks released since the last exchange: the loop flushes them even when nothing is left to run.
+  bool has_pending_frees() const { return !pending_frees_.empty(); }
+  StepDecision schedule();
+  KvRequestMsg kv_request(const StepDecision& d);
+  // Attaches granted blocks. Requests whose grant failed (the mirror was wrong) are preempted.
+  void apply_kv_reply(StepDecision& d, const KvReplyMsg& reply);
+  StepPlanMsg build_plan(const StepDecision& d);
+  std::vector<TokenEventOut> update_from_result(const StepResultMsg& result);
+
+  std::size_t num_running() const { return running_.size(); }
+  std::size_t num_waiting() const { return waiting_.size(); }
+  std::uint32_t mirror_free_blocks() const { return free_blocks_; }
+  const SchedulerCounters& counters() const { return counters_; }
+  const RequestState* find(std::uint64_t id) const;
+
+ private:
+  std::uint32_t blocks_for(std::uint32_t n) const { return (n + limits_.block_size - 1) / limits_.block_size; }
+  std::uint32_t extra_blocks(const RequestState& r, std::uint32_t num_new) const;
+  void preempt(RequestState& r);
+  void release(RequestState& r);  // drops blocks and worker state; the request leaves the core
+  bool schedule_running(StepDecision& d, std::uint32_t& budget);
+  void admit_waiting(StepDecision& d, std::uint32_t& budget);
+  std::optional<TokenEventOut> append_token(RequestState& r, std::int32_t tok);
+
+  SchedulerLimits limits_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<RequestState>> requests_;
+  std::deque<RequestState*> waiting_;
+  std::vector<RequestState*> running_;      // admission order: oldest first, preempted from the back
+  std::vector<std::uint64_t> pending_frees_;    // for the kv manager's next exchange
+  std::vector<std::uint64_t> pending_forgets_;  // for the workers' next plan
+  std::uint32_t free_blocks_;
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t next_step_ = 0;
+  SchedulerCounters counters_;
+};
+
+}  // namespace troupe

@@ -1,0 +1,207 @@
+#define BOOST_TEST_MODULE scheduler_core
+#include <boost/test/unit_test.hpp>
+
+#include "actors/kv_cache/block_pool.hpp"
+#include "actors/scheduler/scheduler_core.hpp"
+
+#include <map>
+
+using namespace troupe;
+
+namespace {
+
+SubmitMsg submit(std::uint64_t id, std::uint32_t prompt_len, std::uint32_t max_tokens, std::int32_t eos = -1,
+                 std::vector<std::int32_t> stop_ids = {}, std::uint32_t min_tokens = 0, bool ignore_eos = false) {
+  return SubmitMsg::make([&](schema::SubmitRequest::Builder b) {
+    b.setRequestId(id);
+    auto t = b.initPromptTokens(prompt_len);
+    for (unsigned i = 0; i < prompt_len; ++i) t.set(i, 100 + i);
+    auto s = b.initSampling();
+    s.setMaxTokens(max_tokens);
+    s.setMinTokens(min_tokens);
+    s.setIgnoreEos(ignore_eos);
+    auto st = s.initStopTokenIds(stop_ids.size());
+    for (unsigned i = 0; i < stop_ids.size(); ++i) st.set(i, stop_ids[i]);
+    b.setEosTokenId(eos);
+  });
+}
+
+// Plays the kv manager (a real KvBook) and a worker that samples `next_token(id, pos)`.
+struct Harness {
+  explicit Harness(SchedulerLimits l) : core(l), book(l.num_blocks, l.block_size) {}
+  SchedulerCore core;
+  KvBook book;
+  std::map<std::uint64_t, std::uint32_t> computed;  // the worker's view
+  std::map<std::uint64_t, std::uint32_t> total;
+  std::function<std::int32_t(std::uint64_t, std::uint32_t)> next_token = [](auto, auto pos) { return 7; };
+  std::vector<TokenEventOut> events;
+
+  // Returns {id -> tokens scheduled} of the step.
+  std::map<std::uint64_t, std::uint32_t> step() {
+    auto d = core.schedule();
+    auto req = core.kv_request(d);
+    auto rv = req.view();
+    for (auto id : rv->getFrees()) book.free(id);
+    auto reply = KvReplyMsg::make([&](schema::KvReply::Builder b) {
+      auto g = b.initGrants(rv->getAllocs().size());
+      unsigned i = 0;
+      for (auto a : rv->getAllocs()) {
+        auto r = book.allocate(a.getRequestId(), a.getNumTokens());
+        g[i].setRequestId(a.getRequestId());
+        g[i].setOk(r.ok);
+        auto ids = g[i].initNewBlockIds(r.new_blocks.size());
+        for (unsigned j = 0; j < r.new_blocks.size(); ++j) ids.set(j, r.new_blocks[j]);
+        ++i;
+      }
+      b.setNumFreeBlocks(book.num_free());
+    });
+    core.apply_kv_reply(d, reply);
+    auto plan = core.build_plan(d);
+    std::map<std::uint64_t, std::uint32_t> sched;
+    auto pv = plan.view();
+    for (auto id : pv->getFinishedIds()) computed.erase(id), total.erase(id);
+    for (auto n : pv->getNewRequests()) {
+      sched[n.getRequestId()] = n.getNumScheduledTokens();
+      computed[n.getRequestId()] = n.getNumComputedTokens();
+      total[n.getRequestId()] = n.getTokenIds().size();
+    }
+    for (auto s : pv->getScheduled()) sched[s.getRequestId()] = s.getNumScheduledTokens();
+    auto result = StepResultMsg::make([&](schema::StepResult::Builder b) {
+      std::vector<std::pair<std::uint64_t, std::int32_t>> outs;
+      for (auto [id, n] : sched) {
+        computed[id] += n;
+        if (computed[id] == total[id]) outs.push_back({id, next_token(id, total[id]++)});
+      }
+      auto o = b.initOutputs(outs.size());
+      for (unsigned i = 0; i < outs.size(); ++i) {
+        o[i].setRequestId(outs[i].first);
+        o[i].initTokens(1).set(0, outs[i].second);
+      }
+    });
+    auto ev = core.update_from_result(result);
+    events.insert(events.end(), ev.begin(), ev.end());
+    return sched;
+  }
+};
+
+SchedulerLimits limits(std::uint32_t seqs, std::uint32_t tokens, std::uint32_t blocks, std::uint32_t bs = 16) {
+  SchedulerLimits l;
+  l.max_num_seqs = seqs;
+  l.max_num_batched_tokens = tokens;
+  l.num_blocks = blocks;
+  l.block_size = bs;
+  l.max_model_len = 4096;
+  return l;
+}
+
+using Plan = std::map<std::uint64_t, std::uint32_t>;
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(token_budget_chunks_prefill_and_decodes_go_first) {
+  Harness h(limits(8, 150, 100));
+  for (std::uint64_t id : {1, 2, 3}) BOOST_REQUIRE(!h.core.add(submit(id, 100, 3), 0));
+  // step: which requests run and how many tokens each.
+  BOOST_CHECK((h.step() == Plan{{1, 100}, {2, 50}}));
+  BOOST_CHECK((h.step() == Plan{{1, 1}, {2, 50}, {3, 99}}));
+  BOOST_CHECK((h.step() == Plan{{1, 1}, {2, 1}, {3, 1}}));
+  BOOST_CHECK((h.step() == Plan{{2, 1}, {3, 1}}));  // 1 finished: 3 tokens
+  BOOST_CHECK((h.step() == Plan{{3, 1}}));
+  BOOST_CHECK(!h.core.has_work());
+  BOOST_CHECK(h.core.has_pending_frees());
+  BOOST_CHECK((h.step() == Plan{}));                 // a frees-only exchange
+  BOOST_CHECK(!h.core.has_work());
+  BOOST_CHECK_EQUAL(h.book.num_free(), 100u);
+}
+
+BOOST_AUTO_TEST_CASE(sequence_budget_caps_the_batch) {
+  Harness h(limits(2, 1000, 100));
+  for (std::uint64_t id : {1, 2, 3}) BOOST_REQUIRE(!h.core.add(submit(id, 10, 2), 0));
+  BOOST_CHECK((h.step() == Plan{{1, 10}, {2, 10}}));
+  BOOST_CHECK((h.step() == Plan{{1, 1}, {2, 1}}));
+  BOOST_CHECK((h.step() == Plan{{3, 10}}));
+}
+
+BOOST_AUTO_TEST_CASE(newest_running_request_is_preempted_and_resumes_by_recompute) {
+  // 4-token blocks, 5 blocks: two requests of 8 prompt tokens (2 blocks each) growing to 16 tokens.
+  Harness h(limits(8, 100, 5, 4));
+  h.next_token = [](std::uint64_t id, std::uint32_t pos) { return std::int32_t(id * 1000 + pos); };
+  BOOST_REQUIRE(!h.core.add(submit(1, 8, 8), 0));
+  BOOST_REQUIRE(!h.core.add(submit(2, 8, 8), 0));
+  BOOST_CHECK((h.step() == Plan{{1, 8}, {2, 8}}));  // 4 blocks used, each got a token -> 9 tokens
+  // Both now need a 3rd block; 1 takes the last one, 2 (the newest) is preempted.
+  BOOST_CHECK((h.step() == Plan{{1, 1}}));
+  BOOST_CHECK_EQUAL(h.core.counters().preemptions, 1u);
+  BOOST_CHECK_EQUAL(h.core.num_waiting(), 1u);
+  std::uint32_t steps = 0;
+  while (h.core.has_work() && steps++ < 100) h.step();
+  h.step();  // flush the last frees
+  BOOST_CHECK(!h.core.has_work());
+  BOOST_CHECK_EQUAL(h.book.num_free(), 5u);
+  // Every request got exactly max_tokens tokens, contiguous, and the resumed one continued in order.
+  std::map<std::uint64_t, std::vector<std::int32_t>> out;
+  for (auto& e : h.events) {
+    BOOST_CHECK_EQUAL(e.first_index, out[e.id].size());
+    out[e.id].insert(out[e.id].end(), e.tokens.begin(), e.tokens.end());
+  }
+  for (std::uint64_t id : {1, 2}) {
+    BOOST_REQUIRE_EQUAL(out[id].size(), 8u);
+    for (std::uint32_t i = 0; i < 8; ++i) BOOST_CHECK_EQUAL(out[id][i], std::int32_t(id * 1000 + 8 + i));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(admission_rejects_what_can_never_run) {
+  auto l = limits(4, 100, 10);
+  l.max_model_len = 64;
+  l.max_waiting = 2;
+  SchedulerCore core(l);
+  auto too_long = core.add(submit(1, 60, 10), 0);
+  BOOST_REQUIRE(too_long);
+  BOOST_CHECK_EQUAL(too_long->status, 400);
+  BOOST_CHECK(too_long->message.find("maximum context length is 64") != std::string::npos);
+  BOOST_CHECK(!core.add(submit(2, 10, 10), 0));
+  BOOST_CHECK(!core.add(submit(3, 10, 10), 0));
+  auto full = core.add(submit(4, 10, 10), 0);
+  BOOST_REQUIRE(full);
+  BOOST_CHECK_EQUAL(full->status, 503);
+  BOOST_CHECK_EQUAL(core.add(submit(2, 10, 10), 0)->status, 400);  // duplicate id
+}
+
+BOOST_AUTO_TEST_CASE(stop_rules_eos_stop_ids_min_tokens_ignore_eos) {
+  Harness h(limits(8, 1000, 100));
+  h.next_token = [](std::uint64_t, std::uint32_t pos) { return std::int32_t(pos % 2 ? 2 : 9); };
+  BOOST_REQUIRE(!h.core.add(submit(1, 4, 10, /*eos*/ 2), 0));                      // stops at first 2
+  BOOST_REQUIRE(!h.core.add(submit(2, 4, 10, 2, {}, /*min*/ 3), 0));               // 2 is ignored before 3 tokens
+  BOOST_REQUIRE(!h.core.add(submit(3, 4, 5, 2, {}, 0, /*ignore_eos*/ true), 0));   // runs to length
+  BOOST_REQUIRE(!h.core.add(submit(4, 4, 10, -1, {9}), 0));                        // stop token 9
+  for (int i = 0; i < 20 && h.core.has_work(); ++i) h.step();
+  std::map<std::uint64_t, TokenEventOut> last;
+  std::map<std::uint64_t, std::size_t> n;
+  for (auto& e : h.events) last[e.id] = e, n[e.id] += e.tokens.size();
+  BOOST_CHECK(last[1].finish == schema::FinishReason::STOP);
+  BOOST_CHECK_EQUAL(n[1], 2u);  // positions 4 (9), 5 (2)
+  BOOST_CHECK(last[2].finish == schema::FinishReason::STOP);
+  BOOST_CHECK_EQUAL(n[2], 4u);
+  BOOST_CHECK(last[3].finish == schema::FinishReason::LENGTH);
+  BOOST_CHECK_EQUAL(n[3], 5u);
+  BOOST_CHECK(last[4].finish == schema::FinishReason::STOP);
+  BOOST_CHECK_EQUAL(last[4].stop_token, 9);
+  BOOST_CHECK_EQUAL(n[4], 1u);
+}
+
+BOOST_AUTO_TEST_CASE(abort_frees_blocks_at_the_next_exchange) {
+  Harness h(limits(8, 1000, 10));
+  BOOST_REQUIRE(!h.core.add(submit(1, 40, 100), 0));
+  h.step();
+  BOOST_CHECK_EQUAL(h.book.num_free(), 7u);
+  auto ev = h.core.abort(1, "client gone");
+  BOOST_REQUIRE(ev);
+  BOOST_CHECK(ev->finish == schema::FinishReason::ABORT);
+  BOOST_CHECK(!h.core.abort(1, "again"));
+  BOOST_CHECK_EQUAL(h.core.mirror_free_blocks(), 10u);
+  BOOST_REQUIRE(!h.core.add(submit(2, 4, 1), 0));
+  h.step();  // the exchange frees 1's blocks before allocating 2's one block
+  BOOST_CHECK_EQUAL(h.book.num_free(), 9u);
+  h.step();  // 2 finished (max_tokens 1): its block returns at the next exchange
+  BOOST_CHECK_EQUAL(h.book.num_free(), 10u);
+}
