@@ -189,7 +189,9 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::pointer self, Schedule
   auto stp = std::make_shared<SchedState>(limits, std::move(kv), std::move(workers), shutdown_grace_s);
   for (auto& w : stp->workers) self->monitor(w);
   self->set_down_handler([self, stp](caf::scheduled_actor*, caf::down_msg& dm) {
-    if (stp->broken.empty()) lose_group(self, *stp, "a gpu worker exited (" + caf::to_string(dm.reason) + ")");
+    // After a completed drain the coordinator stops the workers: that is no loss.
+    bool drained = stp->draining && !stp->core.has_work() && !stp->in_flight;
+    if (stp->broken.empty() && !drained) lose_group(self, *stp, "a gpu worker exited (" + caf::to_string(dm.reason) + ")");
   });
   return {
     [self, stp](const SubmitMsg& msg, token_sink_actor sink) {

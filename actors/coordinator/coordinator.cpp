@@ -1,0 +1,205 @@
+#include "actors/coordinator/coordinator.hpp"
+
+#include "actors/gpu_worker/gpu_worker.hpp"
+#include "actors/http_frontend/frontend_actor.hpp"
+#include "actors/kv_cache/kv_cache_actor.hpp"
+#include "actors/scheduler/scheduler_actor.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace troupe {
+namespace {
+
+struct CoordState {
+  Config cfg;
+  std::vector<gpu_worker_actor> workers;
+  kv_cache_actor kv;
+  scheduler_actor sched;
+  frontend_actor frontend;
+  std::uint16_t port = 0;
+  bool started = false;
+  std::string failed;  // startup error
+  std::vector<caf::typed_response_promise<std::uint16_t>> waiting;
+  bool healthy = false;
+  std::string health_message = "starting";
+  std::uint32_t workers_ready = 0;
+};
+using StatePtr = std::shared_ptr<CoordState>;
+
+HealthMsg health(const CoordState& st) {
+  return HealthMsg::make([&](schema::Health::Builder b) {
+    b.setHealthy(st.healthy);
+    b.setMessage(st.health_message);
+    b.setWorkersReady(st.workers_ready);
+    b.setWorkersExpected(static_cast<std::uint32_t>(st.cfg.tensor_parallel_size));
+  });
+}
+
+void publish_health(const CoordState& st) {
+  if (st.frontend) caf::anon_send(st.frontend, health(st));
+}
+
+void startup_done(CoordState& st, const std::string& error) {
+  st.failed = error;
+  st.started = error.empty();
+  for (auto& p : st.waiting) {
+    if (error.empty())
+      p.deliver(st.port);
+    else
+      p.deliver(caf::make_error(caf::sec::runtime_error, error));
+  }
+  st.waiting.clear();
+}
+
+std::uint32_t default_num_blocks(const Config& c) {
+  if (c.num_gpu_blocks_override) return static_cast<std::uint32_t>(*c.num_gpu_blocks_override);
+  // sim and cpu hold no real KV memory: room for every sequence at full length.
+  std::uint64_t per_seq = (std::uint64_t(c.max_model_len) + c.block_size - 1) / c.block_size;
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(per_seq * c.max_num_seqs, 1u << 22));
+}
+
+WorkerInitMsg init_msg(const Config& c, std::uint32_t rank) {
+  return WorkerInitMsg::make([&](schema::WorkerInit::Builder b) {
+    b.setRank(rank);
+    b.setWorldSize(static_cast<std::uint32_t>(c.tensor_parallel_size));
+    b.setBackend(c.backend);
+    b.setModel(c.model);
+    b.setBlockSize(static_cast<std::uint32_t>(c.block_size));
+    b.setNumBlocks(default_num_blocks(c));
+    b.setSeed(c.seed);
+    auto sim = b.initSim();
+    sim.setStepUs(c.sim.step_us);
+    sim.setPrefillTokenUs(c.sim.prefill_token_us);
+    sim.setDecodeSeqUs(c.sim.decode_seq_us);
+    sim.setVocabSize(static_cast<std::uint32_t>(c.sim_vocab_size));
+  });
+}
+
+void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, std::uint32_t num_blocks);
+
+void spawn_workers(coordinator_actor::pointer self, const StatePtr& stp) {
+  auto& st = *stp;
+  auto n = static_cast<std::uint32_t>(st.cfg.tensor_parallel_size);
+  auto min_blocks = std::make_shared<std::uint32_t>(std::numeric_limits<std::uint32_t>::max());
+  for (std::uint32_t r = 0; r < n; ++r) {
+    auto w = self->spawn<caf::detached + caf::monitored>(gpu_worker);
+    st.workers.push_back(w);
+    self->request(w, std::chrono::minutes(30), init_msg(st.cfg, r))
+      .then(
+        [self, stp, n, min_blocks](const WorkerReadyMsg& ready) {
+          auto v = ready.view();
+          *min_blocks = std::min(*min_blocks, v->getNumBlocks());
+          spdlog::info("gpu worker {} ready on {} ({} KV blocks)", v->getRank(), v->getDevice().cStr(), v->getNumBlocks());
+          if (++stp->workers_ready == n) spawn_control_plane(self, stp, *min_blocks);
+        },
+        [self, stp, r](caf::error& err) {
+          if (!stp->failed.empty()) return;
+          startup_done(*stp, "gpu worker " + std::to_string(r) + " failed to start: " + self->system().render(err));
+        });
+  }
+}
+
+std::shared_ptr<const TextCodec> make_codec(const Config&) {
+  // The sim backend's vocabulary is bytes; model tokenizers plug in here with the checkpoint work.
+  return std::make_shared<ByteCodec>();
+}
+
+void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, std::uint32_t num_blocks) {
+  auto& st = *stp;
+  auto& c = st.cfg;
+  st.kv = self->spawn<caf::linked>(kv_cache_manager, num_blocks, static_cast<std::uint32_t>(c.block_size));
+  SchedulerLimits lim;
+  lim.max_num_seqs = c.max_num_seqs;
+  lim.max_num_batched_tokens = c.max_num_batched_tokens;
+  lim.max_model_len = c.max_model_len;
+  lim.block_size = c.block_size;
+  lim.num_blocks = num_blocks;
+  lim.max_waiting = c.max_waiting_requests;
+  st.sched = self->spawn<caf::linked>(scheduler, lim, st.kv, st.workers, c.shutdown_grace_seconds);
+  FrontendOptions fo;
+  fo.server.host = c.host;
+  fo.server.port = static_cast<std::uint16_t>(c.port);
+  fo.server.threads = c.http_threads;
+  fo.served_model_name = c.served_model_name;
+  fo.model_root = c.model;
+  fo.max_model_len = c.max_model_len;
+  st.frontend = self->spawn<caf::linked>(http_frontend, fo, st.sched, make_codec(c));
+  self->request(st.frontend, std::chrono::seconds(30), started_atom::value)
+    .then(
+      [stp](std::uint16_t port) {
+        stp->port = port;
+        stp->healthy = true;
+        stp->health_message = "ok";
+        publish_health(*stp);
+        startup_done(*stp, "");
+      },
+      [self, stp](caf::error& err) { startup_done(*stp, "the HTTP frontend failed to start: " + self->system().render(err)); });
+}
+
+void shutdown_all(coordinator_actor::pointer self, CoordState& st) {
+  for (auto& w : st.workers) self->send_exit(w, caf::exit_reason::user_shutdown);
+  // Linked actors would outlive a plain quit() in CAF 0.17: name the reason.
+  self->quit(caf::exit_reason::user_shutdown);
+}
+
+}  // namespace
+
+coordinator_actor::behavior_type coordinator(coordinator_actor::pointer self, Config cfg) {
+  auto stp = std::make_shared<CoordState>();
+  stp->cfg = std::move(cfg);
+  self->set_down_handler([self, stp](caf::scheduled_actor*, caf::down_msg& dm) {
+    auto& st = *stp;
+    for (std::size_t r = 0; r < st.workers.size(); ++r) {
+      if (st.workers[r].address() != dm.source) continue;
+      st.healthy = false;
+      st.health_message = "gpu worker " + std::to_string(r) + " exited (" + self->system().render(dm.reason) + ")";
+      spdlog::error("{}", st.health_message);
+      publish_health(st);
+      if (!st.started && st.failed.empty()) startup_done(st, st.health_message);
+    }
+  });
+  spawn_workers(self, stp);
+  return {
+    [self, stp](started_atom) -> caf::result<std::uint16_t> {
+      if (stp->started) return stp->port;
+      if (!stp->failed.empty()) return caf::make_error(caf::sec::runtime_error, stp->failed);
+      auto p = self->make_response_promise<std::uint16_t>();
+      stp->waiting.push_back(p);
+      return p;
+    },
+    [stp](health_atom) -> HealthMsg { return health(*stp); },
+    [self, stp](shutdown_atom) -> caf::result<MetricsMsg> {
+      auto& st = *stp;
+      auto p = self->make_response_promise<MetricsMsg>();
+      if (!st.sched) {  // never got past startup
+        p.deliver(MetricsMsg::make([](schema::MetricsSnapshot::Builder) {}));
+        shutdown_all(self, st);
+        return p;
+      }
+      spdlog::info("shutting down: no new connections, finishing requests in flight");
+      self->request(st.frontend, caf::infinite, drain_atom::value).then([self, stp, p](bool) mutable {
+        self->request(stp->sched, caf::infinite, drain_atom::value).then([self, stp, p](const MetricsMsg& m) mutable {
+          self->request(stp->frontend, caf::infinite, shutdown_atom::value).then([self, stp, p, m](bool) mutable {
+            p.deliver(m);
+            shutdown_all(self, *stp);
+          });
+        });
+      });
+      return p;
+    },
+    [stp](topology_atom) -> caf::result<scheduler_actor, kv_cache_actor> {
+      return caf::make_result(stp->sched, stp->kv);
+    },
+    [stp](topology_atom, std::uint32_t rank) -> caf::result<gpu_worker_actor> {
+      if (rank >= stp->workers.size()) return caf::make_error(caf::sec::invalid_argument, "no such rank");
+      return stp->workers[rank];
+    },
+  };
+}
+
+}  // namespace troupe

@@ -1,0 +1,89 @@
+#include "actors/http_frontend/frontend_actor.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+namespace troupe {
+namespace {
+
+void deliver(FrontendShared& sh, const TokenEventsMsg& msg) {
+  auto v = msg.view();
+  for (auto ev : v->getEvents()) {
+    std::shared_ptr<RequestContext> ctx;
+    {
+      std::lock_guard lk(sh.mu);
+      auto it = sh.live.find(ev.getRequestId());
+      if (it == sh.live.end()) continue;
+      ctx = it->second;
+    }
+    auto outcome = ctx->on_event(ev);
+    if (outcome.abort_engine)  // a stop string ended it here; the engine still thinks it runs
+      caf::anon_send(sh.scheduler, AbortMsg::make([&](schema::AbortRequest::Builder b) {
+                       b.setRequestId(ev.getRequestId());
+                       b.setReason("stop string");
+                     }));
+    if (outcome.done) {
+      std::lock_guard lk(sh.mu);
+      sh.live.erase(ev.getRequestId());
+    }
+  }
+}
+
+}  // namespace
+
+frontend_actor::behavior_type http_frontend(frontend_actor::pointer self, FrontendOptions opts,
+                                            scheduler_actor scheduler, std::shared_ptr<const TextCodec> codec) {
+  auto sh = std::make_shared<FrontendShared>();
+  sh->opts = std::move(opts);
+  sh->codec = std::move(codec);
+  sh->scheduler = std::move(scheduler);
+  sh->sink = caf::actor_cast<token_sink_actor>(self);
+  auto server = std::make_shared<std::unique_ptr<http::Server>>();
+  self->attach_functor([server] {
+    if (*server) (*server)->stop();
+  });
+  return {
+    [sh](const TokenEventsMsg& msg) { deliver(*sh, msg); },
+    [sh](const HealthMsg& msg) {
+      auto v = msg.view();
+      std::lock_guard lk(sh->mu);
+      sh->health_message = v->getMessage().cStr();
+      sh->healthy = v->getHealthy();
+    },
+    [sh, server](started_atom) -> caf::result<std::uint16_t> {
+      try {
+        *server = std::make_unique<http::Server>(
+          sh->opts.server, [sh](http::Request r, http::ResponderPtr out) { handle_http(sh, std::move(r), std::move(out)); });
+        return (*server)->start();
+      } catch (const std::exception& e) {
+        return caf::make_error(caf::sec::runtime_error, std::string(e.what()));
+      }
+    },
+    [sh, server](drain_atom) {
+      sh->accepting = false;
+      if (*server) (*server)->stop_accepting();
+      return true;
+    },
+    [sh, server](shutdown_atom) {
+      // The last events have been delivered (they precede this message); give their bytes a moment to
+      // leave before the sockets close.
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      while (std::chrono::steady_clock::now() < deadline) {
+        {
+          std::lock_guard lk(sh->mu);
+          if (sh->live.empty()) break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (*server) (*server)->stop();
+      return true;
+    },
+  };
+}
+
+}  // namespace troupe

@@ -1,0 +1,159 @@
+#include "actors/http_frontend/frontend_shared.hpp"
+
+#include <caf/send.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <random>
+
+namespace troupe {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kVersion = "0.1.0";
+
+void send_error(const http::ResponderPtr& out, const ApiError& e) { out->respond(e.status, "application/json", e.json()); }
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string random_hex() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+void handle_models(FrontendShared& sh, const http::ResponderPtr& out) {
+  json card = {{"id", sh.opts.served_model_name},
+               {"object", "model"},
+               {"created", unix_now()},
+               {"owned_by", "troupe"},
+               {"root", sh.opts.model_root.empty() ? sh.opts.served_model_name : sh.opts.model_root},
+               {"parent", nullptr},
+               {"max_model_len", sh.opts.max_model_len}};
+  out->respond(200, "application/json", json{{"object", "list"}, {"data", json::array({card})}}.dump());
+}
+
+void handle_health(FrontendShared& sh, const http::ResponderPtr& out) {
+  if (sh.healthy.load()) return out->respond(200, "application/json", "");
+  std::string why;
+  {
+    std::lock_guard lk(sh.mu);
+    why = sh.health_message;
+  }
+  send_error(out, {503, "the service is unhealthy: " + why, "ServiceUnavailableError", ""});
+}
+
+SubmitMsg make_submit(std::uint64_t id, const GenerationRequest& r, const std::vector<std::int32_t>& prompt,
+                      std::uint32_t max_tokens, std::int32_t eos) {
+  return SubmitMsg::make([&](schema::SubmitRequest::Builder b) {
+    b.setRequestId(id);
+    auto toks = b.initPromptTokens(static_cast<unsigned>(prompt.size()));
+    for (unsigned i = 0; i < prompt.size(); ++i) toks.set(i, prompt[i]);
+    b.setArrivalNs(std::chrono::steady_clock::now().time_since_epoch().count());
+    b.setEosTokenId(eos);
+    auto s = b.initSampling();
+    s.setTemperature(r.temperature);
+    s.setTopP(r.top_p);
+    s.setTopK(r.top_k);
+    s.setMinP(r.min_p);
+    s.setHasSeed(r.seed.has_value());
+    s.setSeed(r.seed.value_or(0));
+    s.setMaxTokens(max_tokens);
+    s.setMinTokens(r.min_tokens);
+    s.setIgnoreEos(r.ignore_eos);
+    auto st = s.initStopTokenIds(static_cast<unsigned>(r.stop_token_ids.size()));
+    for (unsigned i = 0; i < r.stop_token_ids.size(); ++i) st.set(i, r.stop_token_ids[i]);
+    s.setPresencePenalty(r.presence_penalty);
+    s.setFrequencyPenalty(r.frequency_penalty);
+    s.setRepetitionPenalty(r.repetition_penalty);
+  });
+}
+
+void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::Request& hr,
+                       const http::ResponderPtr& out, ApiKind kind) {
+  auto& sh = *shp;
+  auto parsed = parse_generation_request(hr.body, kind);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(out, *e);
+  auto& req = std::get<GenerationRequest>(parsed);
+  if (!req.model.empty() && req.model != sh.opts.served_model_name)
+    return send_error(out, {404, "The model `" + req.model + "` does not exist.", "NotFoundError", "model"});
+  if (!sh.accepting.load())
+    return send_error(out, {503, "the server is shutting down", "ServiceUnavailableError", ""});
+  if (!sh.healthy.load())
+    return send_error(out, {503, "the service is unhealthy", "ServiceUnavailableError", ""});
+
+  std::vector<std::int32_t> prompt;
+  if (kind == ApiKind::chat)
+    prompt = sh.codec->encode(sh.codec->render_chat(req.messages, req.add_generation_prompt), false);
+  else
+    prompt = req.prompt_is_ids ? req.prompt_ids : sh.codec->encode(req.prompt_text, true);
+  for (auto t : prompt)
+    if (t >= sh.codec->vocab_size())
+      return send_error(out, {400, "token id " + std::to_string(t) + " is out of the vocabulary (size " +
+                                     std::to_string(sh.codec->vocab_size()) + ")", "BadRequestError", "prompt"});
+  std::uint32_t max_len = sh.opts.max_model_len;
+  if (prompt.size() >= max_len)
+    return send_error(out, {400, "This model's maximum context length is " + std::to_string(max_len) +
+                                   " tokens. However, your prompt has " + std::to_string(prompt.size()) + " tokens.",
+                            "BadRequestError", kind == ApiKind::chat ? "messages" : "prompt"});
+  std::uint32_t max_tokens = req.max_tokens.value_or(kind == ApiKind::chat ? max_len - std::uint32_t(prompt.size()) : 16);
+  if (prompt.size() + std::uint64_t(max_tokens) > max_len)
+    return send_error(out, {400, "This model's maximum context length is " + std::to_string(max_len) +
+                                   " tokens. However, you requested " + std::to_string(prompt.size() + max_tokens) +
+                                   " tokens (" + std::to_string(prompt.size()) + " in the prompt, " +
+                                   std::to_string(max_tokens) + " for the completion).",
+                            "BadRequestError", "max_tokens"});
+
+  std::uint64_t id = sh.next_id.fetch_add(1);
+  ResponseIdentity ident{(kind == ApiKind::chat ? "chatcmpl-" : "cmpl-") + random_hex(), sh.opts.served_model_name,
+                         unix_now()};
+  auto submit = make_submit(id, req, prompt, max_tokens, sh.codec->eos_id());
+  auto ctx = std::make_shared<RequestContext>(std::move(req), std::uint32_t(prompt.size()), *sh.codec, out, ident);
+  {
+    std::lock_guard lk(sh.mu);
+    sh.live.emplace(id, ctx);
+  }
+  // A client that goes away aborts its request, which frees its KV blocks.
+  std::weak_ptr<FrontendShared> weak = shp;
+  out->on_disconnect([weak, id] {
+    if (auto s = weak.lock())
+      caf::anon_send(s->scheduler, AbortMsg::make([&](schema::AbortRequest::Builder b) {
+                       b.setRequestId(id);
+                       b.setReason("client disconnected");
+                     }));
+  });
+  caf::anon_send(sh.scheduler, std::move(submit), sh.sink);
+}
+
+}  // namespace
+
+void handle_http(const std::shared_ptr<FrontendShared>& shared, http::Request req, http::ResponderPtr out) {
+  auto& sh = *shared;
+  const std::string& p = req.path;
+  bool get = req.method == "GET", post = req.method == "POST";
+  auto only = [&](bool ok) {
+    if (!ok) send_error(out, {405, "method " + req.method + " is not allowed on " + p, "MethodNotAllowed", ""});
+    return ok;
+  };
+  if (p == "/health") {
+    if (only(get)) handle_health(sh, out);
+  } else if (p == "/ping") {
+    if (only(get || post)) handle_health(sh, out);
+  } else if (p == "/version") {
+    if (only(get)) out->respond(200, "application/json", json{{"version", kVersion}}.dump());
+  } else if (p == "/v1/models") {
+    if (only(get)) handle_models(sh, out);
+  } else if (p == "/v1/completions") {
+    if (only(post)) handle_generation(shared, req, out, ApiKind::completion);
+  } else if (p == "/v1/chat/completions") {
+    if (only(post)) handle_generation(shared, req, out, ApiKind::chat);
+  } else {
+    send_error(out, {404, "no route " + req.method + " " + p, "NotFoundError", ""});
+  }
+}
+
+}  // namespace troupe

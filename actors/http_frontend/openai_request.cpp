@@ -1,0 +1,202 @@
+#include "actors/http_frontend/openai_request.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <limits>
+
+namespace troupe {
+
+using nlohmann::json;
+
+std::string ApiError::json() const {
+  nlohmann::json e = {{"message", message}, {"type", type}, {"code", status}};
+  e["param"] = param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param);
+  return nlohmann::json{{"error", e}}.dump();
+}
+
+namespace {
+
+struct Bad {
+  ApiError err;
+};
+
+[[noreturn]] void fail(const std::string& param, const std::string& msg) { throw Bad{{400, msg, "BadRequestError", param}}; }
+
+const json* field(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+bool get_bool(const json& body, const char* name, bool dflt) {
+  auto f = field(body, name);
+  if (!f) return dflt;
+  if (!f->is_boolean()) fail(name, std::string("'") + name + "' must be a boolean");
+  return f->get<bool>();
+}
+
+double get_number(const json& body, const char* name, double dflt, double lo, double hi) {
+  auto f = field(body, name);
+  if (!f) return dflt;
+  if (!f->is_number()) fail(name, std::string("'") + name + "' must be a number");
+  double v = f->get<double>();
+  if (!std::isfinite(v) || v < lo || v > hi)
+    fail(name, std::string("'") + name + "' must be between " + json(lo).dump() + " and " + json(hi).dump() +
+                 ", got " + f->dump());
+  return v;
+}
+
+std::int64_t get_int(const json& body, const char* name, std::int64_t dflt, std::int64_t lo, std::int64_t hi) {
+  auto f = field(body, name);
+  if (!f) return dflt;
+  if (!f->is_number_integer() && !f->is_number_unsigned())
+    fail(name, std::string("'") + name + "' must be an integer");
+  if (f->is_number_unsigned() && f->get<std::uint64_t>() > std::uint64_t(hi))
+    fail(name, std::string("'") + name + "' must be at most " + std::to_string(hi) + ", got " + f->dump());
+  std::int64_t v = f->get<std::int64_t>();
+  if (v < lo || v > hi)
+    fail(name, std::string("'") + name + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                 ", got " + f->dump());
+  return v;
+}
+
+std::vector<std::int32_t> token_list(const json& arr, const char* name) {
+  std::vector<std::int32_t> ids;
+  for (auto& t : arr) {
+    if (!t.is_number_integer() || t.get<std::int64_t>() < 0 || t.get<std::int64_t>() > INT32_MAX)
+      fail(name, std::string("'") + name + "' must hold non-negative token ids");
+    ids.push_back(static_cast<std::int32_t>(t.get<std::int64_t>()));
+  }
+  return ids;
+}
+
+void parse_prompt(const json& body, GenerationRequest& r) {
+  auto p = field(body, "prompt");
+  if (!p) fail("prompt", "'prompt' is required");
+  if (p->is_string()) {
+    r.prompt_text = p->get<std::string>();
+  } else if (p->is_array() && !p->empty() && p->front().is_number()) {
+    r.prompt_ids = token_list(*p, "prompt");
+    r.prompt_is_ids = true;
+  } else if (p->is_array() && p->size() == 1 && p->front().is_string()) {
+    r.prompt_text = p->front().get<std::string>();
+  } else if (p->is_array() && p->size() == 1 && p->front().is_array()) {
+    r.prompt_ids = token_list(p->front(), "prompt");
+    r.prompt_is_ids = true;
+  } else if (p->is_array() && p->size() > 1) {
+    fail("prompt", "batched prompts (a list of several prompts) are not supported yet; send one prompt per request");
+  } else {
+    fail("prompt", "'prompt' must be a string, a list of token ids, or a list of one of those");
+  }
+  if (!r.prompt_is_ids && r.prompt_text.empty()) fail("prompt", "'prompt' must not be empty");
+  if (r.prompt_is_ids && r.prompt_ids.empty()) fail("prompt", "'prompt' must not be empty");
+}
+
+std::string message_content(const json& m) {
+  auto c = m.find("content");
+  if (c == m.end() || c->is_null()) return {};
+  if (c->is_string()) return c->get<std::string>();
+  if (c->is_array()) {  // OpenAI content parts: concatenate the text parts
+    std::string s;
+    for (auto& part : *c) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        fail("messages", "only text content parts are supported");
+      s += part["text"].get<std::string>();
+    }
+    return s;
+  }
+  fail("messages", "message 'content' must be a string or a list of text parts");
+}
+
+void parse_messages(const json& body, GenerationRequest& r) {
+  auto m = field(body, "messages");
+  if (!m) fail("messages", "'messages' is required");
+  if (!m->is_array() || m->empty()) fail("messages", "'messages' must be a non-empty list");
+  for (auto& msg : *m) {
+    if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string())
+      fail("messages", "each message must be an object with a string 'role'");
+    r.messages.push_back({msg["role"].get<std::string>(), message_content(msg)});
+  }
+  r.add_generation_prompt = get_bool(body, "add_generation_prompt", true);
+}
+
+void parse_stop(const json& body, GenerationRequest& r) {
+  if (auto s = field(body, "stop")) {
+    if (s->is_string()) {
+      r.stop.push_back(s->get<std::string>());
+    } else if (s->is_array()) {
+      for (auto& x : *s) {
+        if (!x.is_string()) fail("stop", "'stop' must be a string or a list of strings");
+        r.stop.push_back(x.get<std::string>());
+      }
+    } else {
+      fail("stop", "'stop' must be a string or a list of strings");
+    }
+    for (auto& x : r.stop)
+      if (x.empty()) fail("stop", "stop strings must not be empty");
+  }
+  if (auto s = field(body, "stop_token_ids")) {
+    if (!s->is_array()) fail("stop_token_ids", "'stop_token_ids' must be a list of token ids");
+    r.stop_token_ids = token_list(*s, "stop_token_ids");
+  }
+}
+
+void parse_sampling(const json& body, GenerationRequest& r) {
+  constexpr std::int64_t kMaxTok = std::numeric_limits<std::int32_t>::max();
+  if (auto mt = field(body, "max_completion_tokens"); mt && r.kind == ApiKind::chat)
+    r.max_tokens = static_cast<std::uint32_t>(get_int(body, "max_completion_tokens", 0, 1, kMaxTok));
+  else if (field(body, "max_tokens"))
+    r.max_tokens = static_cast<std::uint32_t>(get_int(body, "max_tokens", 0, 1, kMaxTok));
+  r.temperature = static_cast<float>(get_number(body, "temperature", 1.0, 0.0, 100.0));
+  r.top_p = static_cast<float>(get_number(body, "top_p", 1.0, 1e-9, 1.0));
+  r.top_k = static_cast<std::int32_t>(get_int(body, "top_k", -1, -1, kMaxTok));
+  if (r.top_k == 0) fail("top_k", "'top_k' must be -1 (off) or at least 1");
+  r.min_p = static_cast<float>(get_number(body, "min_p", 0.0, 0.0, 1.0));
+  if (field(body, "seed")) r.seed = static_cast<std::uint64_t>(get_int(body, "seed", 0, INT64_MIN, INT64_MAX));
+  r.presence_penalty = static_cast<float>(get_number(body, "presence_penalty", 0.0, -2.0, 2.0));
+  r.frequency_penalty = static_cast<float>(get_number(body, "frequency_penalty", 0.0, -2.0, 2.0));
+  r.repetition_penalty = static_cast<float>(get_number(body, "repetition_penalty", 1.0, 1e-6, 100.0));
+  r.ignore_eos = get_bool(body, "ignore_eos", false);
+  r.min_tokens = static_cast<std::uint32_t>(get_int(body, "min_tokens", 0, 0, kMaxTok));
+  if (get_int(body, "n", 1, 1, 128) != 1) fail("n", "n > 1 is not supported yet");
+  if (auto lp = field(body, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()))
+    fail("logprobs", "logprobs are not supported yet");
+  parse_stop(body, r);
+}
+
+}  // namespace
+
+std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body_text, ApiKind kind) {
+  json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return ApiError{400, "the request body is not valid JSON", "BadRequestError", ""};
+  if (!body.is_object()) return ApiError{400, "the request body must be a JSON object", "BadRequestError", ""};
+  GenerationRequest r;
+  r.kind = kind;
+  try {
+    if (auto m = field(body, "model")) {
+      if (!m->is_string()) fail("model", "'model' must be a string");
+      r.model = m->get<std::string>();
+    }
+    if (kind == ApiKind::completion) {
+      parse_prompt(body, r);
+      r.echo = get_bool(body, "echo", false);
+    } else {
+      parse_messages(body, r);
+    }
+    r.stream = get_bool(body, "stream", false);
+    if (auto so = field(body, "stream_options")) {
+      if (!so->is_object()) fail("stream_options", "'stream_options' must be an object");
+      r.include_usage = get_bool(*so, "include_usage", false);
+    }
+    if (auto u = field(body, "user"); u && u->is_string()) r.user = u->get<std::string>();
+    parse_sampling(body, r);
+  } catch (const Bad& b) {
+    return b.err;
+  } catch (const json::exception& e) {  // a type nlohmann could not convert: still the client's fault
+    return ApiError{400, std::string("invalid request: ") + e.what(), "BadRequestError", ""};
+  }
+  return r;
+}
+
+}  // namespace troupe

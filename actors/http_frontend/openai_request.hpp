@@ -1,0 +1,52 @@
+#pragma once
+// The OpenAI request bodies, parsed once at the edge into native types; no raw JSON travels further.
+// Every rejection names the offending field (`param`) and maps to an HTTP status, as the OpenAI API does.
+#include "model/codec/text_codec.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace troupe {
+
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "BadRequestError";
+  std::string param;  // empty: null
+  std::string json() const;
+};
+
+enum class ApiKind { completion, chat };
+
+struct GenerationRequest {
+  ApiKind kind = ApiKind::completion;
+  std::string model;
+  // Exactly one of: a text prompt, token ids, chat messages.
+  std::string prompt_text;
+  std::vector<std::int32_t> prompt_ids;
+  bool prompt_is_ids = false;
+  std::vector<ChatMessage> messages;
+  bool add_generation_prompt = true;
+
+  std::optional<std::uint32_t> max_tokens;  // unset: 16 for completions, the rest of max-model-len for chat
+  bool stream = false;
+  bool include_usage = false;
+  bool echo = false;
+  float temperature = 1.0f, top_p = 1.0f, min_p = 0.0f;
+  std::int32_t top_k = -1;
+  std::optional<std::uint64_t> seed;
+  std::vector<std::string> stop;
+  std::vector<std::int32_t> stop_token_ids;
+  bool ignore_eos = false;
+  std::uint32_t min_tokens = 0;
+  float presence_penalty = 0, frequency_penalty = 0, repetition_penalty = 1;
+  std::string user;
+};
+
+// Parses and validates a body. `kind` picks the endpoint's shape.
+std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body, ApiKind kind);
+
+}  // namespace troupe

@@ -1,0 +1,61 @@
+#define BOOST_TEST_MODULE openai_request
+#include <boost/test/unit_test.hpp>
+
+#include "actors/http_frontend/openai_request.hpp"
+
+using namespace troupe;
+
+static ApiError err(const std::string& body, ApiKind k = ApiKind::completion) {
+  auto r = parse_generation_request(body, k);
+  BOOST_REQUIRE(std::holds_alternative<ApiError>(r));
+  return std::get<ApiError>(r);
+}
+static GenerationRequest ok(const std::string& body, ApiKind k = ApiKind::completion) {
+  auto r = parse_generation_request(body, k);
+  if (auto* e = std::get_if<ApiError>(&r)) BOOST_FAIL("unexpected error: " + e->message);
+  return std::get<GenerationRequest>(r);
+}
+
+BOOST_AUTO_TEST_CASE(completion_fields) {
+  auto r = ok(R"({"model":"m","prompt":"hi","max_tokens":5,"stream":true,"stream_options":{"include_usage":true},
+                 "temperature":0,"stop":["\n","END"],"seed":7,"ignore_eos":true,"echo":true})");
+  BOOST_CHECK_EQUAL(r.prompt_text, "hi");
+  BOOST_CHECK_EQUAL(*r.max_tokens, 5u);
+  BOOST_CHECK(r.stream && r.include_usage && r.ignore_eos && r.echo);
+  BOOST_CHECK_EQUAL(r.stop.size(), 2u);
+  BOOST_CHECK_EQUAL(*r.seed, 7u);
+  auto ids = ok(R"({"prompt":[1,2,3]})");
+  BOOST_CHECK(ids.prompt_is_ids);
+  BOOST_CHECK_EQUAL(ids.prompt_ids.size(), 3u);
+  BOOST_CHECK(!ids.max_tokens);
+}
+
+BOOST_AUTO_TEST_CASE(chat_fields) {
+  auto r = ok(R"({"messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],
+                 "max_completion_tokens":9})", ApiKind::chat);
+  BOOST_REQUIRE_EQUAL(r.messages.size(), 2u);
+  BOOST_CHECK_EQUAL(r.messages[1].content, "ab");
+  BOOST_CHECK_EQUAL(*r.max_tokens, 9u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_names_the_field) {
+  BOOST_CHECK_EQUAL(err("{not json").message, "the request body is not valid JSON");
+  BOOST_CHECK_EQUAL(err("[1,2]").status, 400);
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","max_tokens":"5"})").param, "max_tokens");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","max_tokens":-1})").param, "max_tokens");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","max_tokens":1e300})").param, "max_tokens");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","max_tokens":99999999999999999999})").param, "max_tokens");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","temperature":-1})").param, "temperature");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","top_p":0})").param, "top_p");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","stream":"yes"})").param, "stream");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"x","stop":[1]})").param, "stop");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":""})").param, "prompt");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":[-1]})").param, "prompt");
+  BOOST_CHECK_EQUAL(err(R"({"max_tokens":3})").param, "prompt");
+  BOOST_CHECK_EQUAL(err(R"({"model":5,"prompt":"x"})").param, "model");
+  BOOST_CHECK_EQUAL(err(R"({"messages":[]})", ApiKind::chat).param, "messages");
+  BOOST_CHECK_EQUAL(err(R"({"messages":[{"content":"x"}]})", ApiKind::chat).param, "messages");
+  auto e = err(R"({"prompt":"x","n":2})");
+  BOOST_CHECK_EQUAL(e.param, "n");
+  BOOST_CHECK(e.json().find(R"("code":400)") != std::string::npos);
+}
