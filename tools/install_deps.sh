@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libcaf-dev libcapnp-dev capnproto libspdlog-dev libfmt-dev
-      libboost-dev libboost-test-dev nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev
+      libboost-dev libboost-test-dev nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libicu-dev
       curl python3)
 missing=()
 for p in "${pkgs[@]}"; do

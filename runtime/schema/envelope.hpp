@@ -26,7 +26,8 @@ class Msg {
  public:
   using Schema = S;
 
-  // Holds a reader and its root; cheap (parses only the segment table).
+  // Holds a reader and its root; cheap (parses only the segment table). Readers taken from it point
+  // into it: keep the View named while they are used (`for (x : msg.view()->getList())` dangles).
   class View {
    public:
     explicit View(kj::ArrayPtr<const capnp::word> words)
