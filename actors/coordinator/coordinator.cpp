@@ -104,9 +104,10 @@ void spawn_workers(coordinator_actor::pointer self, const StatePtr& stp) {
   }
 }
 
-std::shared_ptr<const TextCodec> make_codec(const Config&) {
-  // The sim backend's vocabulary is bytes; model tokenizers plug in here with the checkpoint work.
-  return std::make_shared<ByteCodec>();
+// No model: the sim backend's byte vocabulary. A model directory: its tokenizer and chat template.
+std::shared_ptr<const TextCodec> make_codec(const Config& c) {
+  if (c.model.empty()) return std::make_shared<ByteCodec>();
+  return load_tokenizer_codec(c.model);
 }
 
 void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, std::uint32_t num_blocks) {
@@ -128,7 +129,13 @@ void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, s
   fo.served_model_name = c.served_model_name;
   fo.model_root = c.model;
   fo.max_model_len = c.max_model_len;
-  st.frontend = self->spawn<caf::linked>(http_frontend, fo, st.sched, make_codec(c));
+  std::shared_ptr<const TextCodec> codec;
+  try {
+    codec = make_codec(c);
+  } catch (const std::exception& e) {
+    return startup_done(st, std::string("model '") + c.model + "': " + e.what());
+  }
+  st.frontend = self->spawn<caf::linked>(http_frontend, fo, st.sched, codec);
   self->request(st.frontend, std::chrono::seconds(30), started_atom::value)
     .then(
       [stp](std::uint16_t port) {

@@ -47,6 +47,12 @@ void handle_health(FrontendShared& sh, const http::ResponderPtr& out) {
   send_error(out, {503, "the service is unhealthy: " + why, "ServiceUnavailableError", ""});
 }
 
+bool model_ok(FrontendShared& sh, const std::string& model, const http::ResponderPtr& out) {
+  if (model.empty() || model == sh.opts.served_model_name) return true;
+  send_error(out, {404, "The model `" + model + "` does not exist.", "NotFoundError", "model"});
+  return false;
+}
+
 SubmitMsg make_submit(std::uint64_t id, const GenerationRequest& r, const std::vector<std::int32_t>& prompt,
                       std::uint32_t max_tokens, std::int32_t eos) {
   return SubmitMsg::make([&](schema::SubmitRequest::Builder b) {
@@ -79,18 +85,21 @@ void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::R
   auto parsed = parse_generation_request(hr.body, kind);
   if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(out, *e);
   auto& req = std::get<GenerationRequest>(parsed);
-  if (!req.model.empty() && req.model != sh.opts.served_model_name)
-    return send_error(out, {404, "The model `" + req.model + "` does not exist.", "NotFoundError", "model"});
+  if (!model_ok(sh, req.model, out)) return;
   if (!sh.accepting.load())
     return send_error(out, {503, "the server is shutting down", "ServiceUnavailableError", ""});
   if (!sh.healthy.load())
     return send_error(out, {503, "the service is unhealthy", "ServiceUnavailableError", ""});
 
   std::vector<std::int32_t> prompt;
-  if (kind == ApiKind::chat)
-    prompt = sh.codec->encode(sh.codec->render_chat(req.messages, req.add_generation_prompt), false);
-  else
-    prompt = req.prompt_is_ids ? req.prompt_ids : sh.codec->encode(req.prompt_text, true);
+  try {
+    if (kind == ApiKind::chat)
+      prompt = sh.codec->encode(sh.codec->render_chat(req.chat_context), !sh.codec->chat_has_special_tokens());
+    else
+      prompt = req.prompt_is_ids ? req.prompt_ids : sh.codec->encode(req.prompt_text, true);
+  } catch (const ChatRenderError& e) {
+    return send_error(out, {400, e.what(), "BadRequestError", "messages"});
+  }
   for (auto t : prompt)
     if (t >= sh.codec->vocab_size())
       return send_error(out, {400, "token id " + std::to_string(t) + " is out of the vocabulary (size " +
@@ -129,6 +138,33 @@ void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::R
   caf::anon_send(sh.scheduler, std::move(submit), sh.sink);
 }
 
+void handle_tokenize(FrontendShared& sh, const http::Request& hr, const http::ResponderPtr& out) {
+  auto parsed = parse_tokenize_request(hr.body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(out, *e);
+  auto& req = std::get<TokenizeRequest>(parsed);
+  if (!model_ok(sh, req.model, out)) return;
+  std::vector<std::int32_t> ids;
+  try {
+    std::string text = req.is_chat ? sh.codec->render_chat(req.chat_context) : req.prompt;
+    ids = sh.codec->encode(text, req.add_special_tokens.value_or(!req.is_chat));
+  } catch (const ChatRenderError& e) {
+    return send_error(out, {400, e.what(), "BadRequestError", "messages"});
+  }
+  json body = {{"count", ids.size()}, {"max_model_len", sh.opts.max_model_len}, {"tokens", ids}, {"token_strs", nullptr}};
+  out->respond(200, "application/json", body.dump());
+}
+
+void handle_detokenize(FrontendShared& sh, const http::Request& hr, const http::ResponderPtr& out) {
+  auto parsed = parse_detokenize_request(hr.body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(out, *e);
+  auto& req = std::get<DetokenizeRequest>(parsed);
+  if (!model_ok(sh, req.model, out)) return;
+  for (auto t : req.tokens)
+    if (t >= sh.codec->vocab_size())
+      return send_error(out, {400, "token id " + std::to_string(t) + " is out of the vocabulary", "BadRequestError", "tokens"});
+  out->respond(200, "application/json", json{{"prompt", sh.codec->decode(req.tokens, false)}}.dump());
+}
+
 }  // namespace
 
 void handle_http(const std::shared_ptr<FrontendShared>& shared, http::Request req, http::ResponderPtr out) {
@@ -151,6 +187,10 @@ void handle_http(const std::shared_ptr<FrontendShared>& shared, http::Request re
     if (only(post)) handle_generation(shared, req, out, ApiKind::completion);
   } else if (p == "/v1/chat/completions") {
     if (only(post)) handle_generation(shared, req, out, ApiKind::chat);
+  } else if (p == "/tokenize") {
+    if (only(post)) handle_tokenize(sh, req, out);
+  } else if (p == "/detokenize") {
+    if (only(post)) handle_detokenize(sh, req, out);
   } else {
     send_error(out, {404, "no route " + req.method + " " + p, "NotFoundError", ""});
   }

@@ -7,7 +7,7 @@
 
 namespace troupe {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string ApiError::json() const {
   nlohmann::json e = {{"message", message}, {"type", type}, {"code", status}};
@@ -109,16 +109,30 @@ std::string message_content(const json& m) {
   fail("messages", "message 'content' must be a string or a list of text parts");
 }
 
-void parse_messages(const json& body, GenerationRequest& r) {
+// The template context: messages with their content flattened to text (as vLLM does for text parts),
+// every other message field (tool_calls, name, reasoning_content, ...) kept for the template.
+json chat_context(const json& body) {
   auto m = field(body, "messages");
   if (!m) fail("messages", "'messages' is required");
   if (!m->is_array() || m->empty()) fail("messages", "'messages' must be a non-empty list");
+  json msgs = json::array();
   for (auto& msg : *m) {
     if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string())
       fail("messages", "each message must be an object with a string 'role'");
-    r.messages.push_back({msg["role"].get<std::string>(), message_content(msg)});
+    json copy = msg;
+    if (msg.contains("content") && !msg["content"].is_null()) copy["content"] = message_content(msg);
+    msgs.push_back(std::move(copy));
   }
-  r.add_generation_prompt = get_bool(body, "add_generation_prompt", true);
+  json ctx = {{"messages", std::move(msgs)}, {"add_generation_prompt", get_bool(body, "add_generation_prompt", true)}};
+  if (auto t = field(body, "tools")) {
+    if (!t->is_array()) fail("tools", "'tools' must be a list");
+    ctx["tools"] = *t;
+  }
+  if (auto k = field(body, "chat_template_kwargs")) {
+    if (!k->is_object()) fail("chat_template_kwargs", "'chat_template_kwargs' must be an object");
+    for (auto& [key, v] : k->items()) ctx[key] = v;
+  }
+  return ctx;
 }
 
 void parse_stop(const json& body, GenerationRequest& r) {
@@ -167,23 +181,75 @@ void parse_sampling(const json& body, GenerationRequest& r) {
 
 }  // namespace
 
-std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body_text, ApiKind kind) {
-  json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
+namespace {
+std::variant<json, ApiError> parse_object(const std::string& text) {
+  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return ApiError{400, "the request body is not valid JSON", "BadRequestError", ""};
   if (!body.is_object()) return ApiError{400, "the request body must be a JSON object", "BadRequestError", ""};
+  return body;
+}
+
+std::string model_field(const json& body) {
+  auto m = field(body, "model");
+  if (!m) return {};
+  if (!m->is_string()) fail("model", "'model' must be a string");
+  return m->get<std::string>();
+}
+}  // namespace
+
+std::variant<TokenizeRequest, ApiError> parse_tokenize_request(const std::string& text) {
+  auto parsed = parse_object(text);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+  auto& body = std::get<json>(parsed);
+  TokenizeRequest r;
+  try {
+    r.model = model_field(body);
+    if (field(body, "messages")) {
+      r.is_chat = true;
+      r.chat_context = chat_context(body);
+    } else if (auto p = field(body, "prompt"); p && p->is_string()) {
+      r.prompt = p->get<std::string>();
+    } else {
+      fail("prompt", "'prompt' (a string) or 'messages' is required");
+    }
+    if (field(body, "add_special_tokens")) r.add_special_tokens = get_bool(body, "add_special_tokens", true);
+  } catch (const Bad& b) {
+    return b.err;
+  }
+  return r;
+}
+
+std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(const std::string& text) {
+  auto parsed = parse_object(text);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+  auto& body = std::get<json>(parsed);
+  DetokenizeRequest r;
+  try {
+    r.model = model_field(body);
+    auto t = field(body, "tokens");
+    if (!t || !t->is_array()) fail("tokens", "'tokens' (a list of token ids) is required");
+    r.tokens = token_list(*t, "tokens");
+  } catch (const Bad& b) {
+    return b.err;
+  }
+  return r;
+}
+
+std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body_text, ApiKind kind) {
+  auto parsed = parse_object(body_text);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+  auto& body = std::get<json>(parsed);
   GenerationRequest r;
   r.kind = kind;
   try {
-    if (auto m = field(body, "model")) {
-      if (!m->is_string()) fail("model", "'model' must be a string");
-      r.model = m->get<std::string>();
-    }
+    r.model = model_field(body);
     if (kind == ApiKind::completion) {
       parse_prompt(body, r);
       r.echo = get_bool(body, "echo", false);
     } else {
-      parse_messages(body, r);
+      r.chat_context = chat_context(body);
     }
+    r.skip_special_tokens = get_bool(body, "skip_special_tokens", true);
     r.stream = get_bool(body, "stream", false);
     if (auto so = field(body, "stream_options")) {
       if (!so->is_object()) fail("stream_options", "'stream_options' must be an object");
@@ -193,7 +259,7 @@ std::variant<GenerationRequest, ApiError> parse_generation_request(const std::st
     parse_sampling(body, r);
   } catch (const Bad& b) {
     return b.err;
-  } catch (const json::exception& e) {  // a type nlohmann could not convert: still the client's fault
+  } catch (const nlohmann::json::exception& e) {  // a type nlohmann could not convert: still the client's fault
     return ApiError{400, std::string("invalid request: ") + e.what(), "BadRequestError", ""};
   }
   return r;

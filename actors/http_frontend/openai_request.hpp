@@ -1,7 +1,7 @@
 #pragma once
 // The OpenAI request bodies, parsed once at the edge into native types; no raw JSON travels further.
 // Every rejection names the offending field (`param`) and maps to an HTTP status, as the OpenAI API does.
-#include "model/codec/text_codec.hpp"
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -28,8 +28,9 @@ struct GenerationRequest {
   std::string prompt_text;
   std::vector<std::int32_t> prompt_ids;
   bool prompt_is_ids = false;
-  std::vector<ChatMessage> messages;
-  bool add_generation_prompt = true;
+  // chat: what the template sees (messages with text content, add_generation_prompt, tools,
+  // chat_template_kwargs merged in), kept as ordered JSON because templates iterate it as Python would.
+  nlohmann::ordered_json chat_context;
 
   std::optional<std::uint32_t> max_tokens;  // unset: 16 for completions, the rest of max-model-len for chat
   bool stream = false;
@@ -43,8 +44,26 @@ struct GenerationRequest {
   bool ignore_eos = false;
   std::uint32_t min_tokens = 0;
   float presence_penalty = 0, frequency_penalty = 0, repetition_penalty = 1;
+  bool skip_special_tokens = true;
   std::string user;
 };
+
+// POST /tokenize: {prompt} or {messages, add_generation_prompt}, add_special_tokens.
+struct TokenizeRequest {
+  std::string model;
+  bool is_chat = false;
+  std::string prompt;
+  nlohmann::ordered_json chat_context;
+  std::optional<bool> add_special_tokens;  // unset: true for a prompt, false for messages (as vLLM)
+};
+std::variant<TokenizeRequest, ApiError> parse_tokenize_request(const std::string& body);
+
+// POST /detokenize: {tokens}.
+struct DetokenizeRequest {
+  std::string model;
+  std::vector<std::int32_t> tokens;
+};
+std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(const std::string& body);
 
 // Parses and validates a body. `kind` picks the endpoint's shape.
 std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body, ApiKind kind);

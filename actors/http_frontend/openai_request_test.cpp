@@ -33,8 +33,9 @@ BOOST_AUTO_TEST_CASE(completion_fields) {
 BOOST_AUTO_TEST_CASE(chat_fields) {
   auto r = ok(R"({"messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],
                  "max_completion_tokens":9})", ApiKind::chat);
-  BOOST_REQUIRE_EQUAL(r.messages.size(), 2u);
-  BOOST_CHECK_EQUAL(r.messages[1].content, "ab");
+  BOOST_REQUIRE_EQUAL(r.chat_context["messages"].size(), 2u);
+  BOOST_CHECK_EQUAL(r.chat_context["messages"][1]["content"], "ab");
+  BOOST_CHECK_EQUAL(r.chat_context["add_generation_prompt"], true);
   BOOST_CHECK_EQUAL(*r.max_tokens, 9u);
 }
 
@@ -58,4 +59,17 @@ BOOST_AUTO_TEST_CASE(bad_input_names_the_field) {
   auto e = err(R"({"prompt":"x","n":2})");
   BOOST_CHECK_EQUAL(e.param, "n");
   BOOST_CHECK(e.json().find(R"("code":400)") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(tokenize_and_detokenize_bodies) {
+  auto t = std::get<TokenizeRequest>(parse_tokenize_request(R"({"prompt":"hello","add_special_tokens":false})"));
+  BOOST_CHECK_EQUAL(t.prompt, "hello");
+  BOOST_CHECK(t.add_special_tokens && !*t.add_special_tokens);
+  auto c = std::get<TokenizeRequest>(parse_tokenize_request(R"({"messages":[{"role":"user","content":"x"}]})"));
+  BOOST_CHECK(c.is_chat);
+  BOOST_CHECK(!c.add_special_tokens);
+  BOOST_CHECK_EQUAL(std::get<ApiError>(parse_tokenize_request(R"({"prompt":3})")).param, "prompt");
+  auto d = std::get<DetokenizeRequest>(parse_detokenize_request(R"({"tokens":[1,2]})"));
+  BOOST_CHECK_EQUAL(d.tokens.size(), 2u);
+  BOOST_CHECK_EQUAL(std::get<ApiError>(parse_detokenize_request(R"({"tokens":"x"})")).param, "tokens");
 }

@@ -12,7 +12,7 @@ RequestContext::RequestContext(GenerationRequest req, std::uint32_t num_prompt_t
                                http::ResponderPtr out, ResponseIdentity ident)
   : req_(std::move(req)),
     num_prompt_(num_prompt_tokens),
-    decoder_(codec.stream()),
+    decoder_(codec.stream(req_.skip_special_tokens)),
     out_(std::move(out)),
     ident_(std::move(ident)) {
   for (auto& s : req_.stop) max_stop_ = std::max(max_stop_, s.size());

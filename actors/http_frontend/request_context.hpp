@@ -4,6 +4,7 @@
 // OpenAI response shapes, whole or as SSE chunks. Touched only by the frontend actor after submit.
 #include "actors/http_frontend/http_server.hpp"
 #include "actors/http_frontend/openai_request.hpp"
+#include "model/codec/text_codec.hpp"
 #include "runtime/schema/messages.hpp"
 
 #include <cstdint>

@@ -41,19 +41,22 @@ std::vector<std::int32_t> ByteCodec::encode(std::string_view text, bool) const {
   return ids;
 }
 
-std::string ByteCodec::decode(std::span<const std::int32_t> ids) const {
+std::string ByteCodec::decode(std::span<const std::int32_t> ids, bool) const {
   std::string s;
   s.reserve(ids.size());
   for (auto id : ids) s.push_back(static_cast<char>(static_cast<unsigned char>(id & 0xFF)));
   return s;
 }
 
-std::unique_ptr<StreamDecoder> ByteCodec::stream() const { return std::make_unique<ByteStream>(); }
+std::unique_ptr<StreamDecoder> ByteCodec::stream(bool) const { return std::make_unique<ByteStream>(); }
 
-std::string ByteCodec::render_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+std::string ByteCodec::render_chat(const nlohmann::ordered_json& context) const {
   std::string s;
-  for (auto& m : messages) s += m.role + ": " + m.content + "\n";
-  if (add_generation_prompt) s += "assistant: ";
+  for (auto& m : context.at("messages")) {
+    auto c = m.find("content");
+    s += m.at("role").get<std::string>() + ": " + (c != m.end() && c->is_string() ? c->get<std::string>() : "") + "\n";
+  }
+  if (context.value("add_generation_prompt", true)) s += "assistant: ";
   return s;
 }
 
