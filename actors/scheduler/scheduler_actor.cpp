@@ -3,6 +3,7 @@
 #include <caf/scheduled_actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -76,6 +77,18 @@ MetricsMsg snapshot(const SchedState& st) {
     b.setRequestsFinished(c.finished);
     b.setRequestsAborted(c.aborted);
     b.setRequestsErrored(c.errored);
+    b.setRequestsFinishedStop(c.finished_stop);
+    b.setRequestsFinishedLength(c.finished_length);
+    b.setPrefixCacheQueriesTotal(c.prefix_queries);
+    b.setPrefixCacheHitsTotal(c.prefix_hits);
+    // The mirror, re-anchored on the kv manager's count every step: no extra round trip for /metrics.
+    b.setKvBlocksTotal(st.core.num_total_blocks());
+    b.setKvBlocksFree(std::min(st.core.mirror_free_blocks(), st.core.num_total_blocks()));
+    auto& h = st.core.histograms();
+    h.ttft.fill(b.initTimeToFirstToken());
+    h.itl.fill(b.initInterTokenLatency());
+    h.e2e.fill(b.initE2eRequestLatency());
+    h.queue.fill(b.initRequestQueueTime());
   });
 }
 
@@ -143,8 +156,7 @@ void run_step(scheduler_actor::pointer self, const StatePtr& stp) {
     ++st.generation;  // a step still out is abandoned
     st.in_flight = false;
     fail_everything(st, "the server is shutting down");
-    maybe_finish_drain(st);
-    return;
+    // Falls through: the failed requests' blocks go back before the drain is reported done.
   }
   if (st.in_flight) return;
   // A lost group runs nothing, but the kv manager still takes back the blocks of the failed requests.
