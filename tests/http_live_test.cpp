@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <thread>
 
 using namespace troupe::testing;
@@ -175,4 +176,46 @@ BOOST_AUTO_TEST_CASE(sigterm_past_the_grace_period_ends_streams_with_an_error) {
   BOOST_CHECK_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
   BOOST_CHECK(rest.find("shutting down") != std::string::npos);
   BOOST_CHECK(rest.find("data: [DONE]") != std::string::npos);
+}
+
+// With a real model directory the frontend tokenizes with its tokenizer.json and renders its chat
+// template: /tokenize must give HF tokenizers' ids, and a conversation must tokenize exactly as the
+// jinja2 rendering of it (golden data from tests/data, made by the reference implementations).
+BOOST_AUTO_TEST_CASE(tokenize_matches_hf_tokenizers_and_jinja2_through_the_api) {
+  std::string data = TROUPE_SOURCE_DIR "/tests/data";
+  ServerProcess server({"--model", data + "/tokenizer/deepseek-r1", "--served-model-name", "r1", "--log-level", "warn",
+                        "--max-model-len", "100000"});
+  auto post = [&](const json& body) {
+    auto r = http_request(kHost, server.port(), "POST", "/tokenize", body.dump());
+    BOOST_REQUIRE_MESSAGE(r.status == 200, body.dump() + " -> " + r.body);
+    return json::parse(r.body);
+  };
+  std::ifstream tok(data + "/tokenizer/golden/deepseek_r1.jsonl");
+  std::string line;
+  int n = 0;
+  while (std::getline(tok, line)) {
+    auto g = json::parse(line);
+    auto r = post({{"prompt", g["text"]}, {"add_special_tokens", g["add_special_tokens"]}});
+    BOOST_CHECK_EQUAL(r["tokens"], g["ids"]);
+    BOOST_CHECK_EQUAL(r["count"], g["ids"].size());
+    ++n;
+  }
+  BOOST_CHECK_GT(n, 400);
+  std::ifstream chats(data + "/chat_template/golden.jsonl");
+  int m = 0;
+  while (std::getline(chats, line)) {
+    auto g = json::parse(line);
+    auto ctx = g["context"];
+    // The API refuses an empty conversation (as OpenAI's does) before any template sees it.
+    if (g["template"] != "deepseek_r1" || !g.contains("expected") || ctx["messages"].empty()) continue;
+    json body = {{"messages", ctx["messages"]}, {"add_generation_prompt", ctx.value("add_generation_prompt", false)}};
+    if (ctx.contains("tools")) body["tools"] = ctx["tools"];
+    auto via_template = post(body);
+    auto via_text = post({{"prompt", g["expected"]}, {"add_special_tokens", false}});
+    BOOST_TEST_CONTEXT(g["name"]) { BOOST_CHECK_EQUAL(via_template["tokens"], via_text["tokens"]); }
+    ++m;
+  }
+  BOOST_CHECK_GT(m, 20);
+  auto d = http_request(kHost, server.port(), "POST", "/detokenize", json({{"tokens", {0, 19923, 2058}}}).dump());
+  BOOST_CHECK_EQUAL(json::parse(d.body)["prompt"], "<｜begin▁of▁sentence｜>Hello world");
 }
