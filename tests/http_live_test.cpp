@@ -184,7 +184,7 @@ BOOST_AUTO_TEST_CASE(sigterm_past_the_grace_period_ends_streams_with_an_error) {
 BOOST_AUTO_TEST_CASE(tokenize_matches_hf_tokenizers_and_jinja2_through_the_api) {
   std::string data = TROUPE_SOURCE_DIR "/tests/data";
   ServerProcess server({"--model", data + "/tokenizer/deepseek-r1", "--served-model-name", "r1", "--log-level", "warn",
-                        "--max-model-len", "100000"});
+                        "--max-model-len", "100000", "--reasoning-parser", "deepseek_r1"});
   auto post = [&](const json& body) {
     auto r = http_request(kHost, server.port(), "POST", "/tokenize", body.dump());
     BOOST_REQUIRE_MESSAGE(r.status == 200, body.dump() + " -> " + r.body);
@@ -218,4 +218,10 @@ BOOST_AUTO_TEST_CASE(tokenize_matches_hf_tokenizers_and_jinja2_through_the_api) 
   BOOST_CHECK_GT(m, 20);
   auto d = http_request(kHost, server.port(), "POST", "/detokenize", json({{"tokens", {0, 19923, 2058}}}).dump());
   BOOST_CHECK_EQUAL(json::parse(d.body)["prompt"], "<｜begin▁of▁sentence｜>Hello world");
+  // The R1 template primes <think>; the sim model never closes it, so everything is reasoning.
+  auto c = http_request(kHost, server.port(), "POST", "/v1/chat/completions",
+                        json({{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 8}}).dump());
+  auto msg = json::parse(c.body)["choices"][0]["message"];
+  BOOST_CHECK(msg["content"].is_null());
+  BOOST_CHECK(msg["reasoning_content"].is_string());
 }

@@ -19,6 +19,7 @@ struct FrontendOptions {
   std::string served_model_name = "troupe-default";
   std::string model_root;  // the `model` key, reported by /v1/models
   std::uint32_t max_model_len = 4096;
+  std::string reasoning_parser;  // "" or "deepseek_r1"
 };
 
 struct FrontendShared {

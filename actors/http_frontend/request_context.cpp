@@ -9,12 +9,14 @@ namespace troupe {
 using nlohmann::json;
 
 RequestContext::RequestContext(GenerationRequest req, std::uint32_t num_prompt_tokens, const TextCodec& codec,
-                               http::ResponderPtr out, ResponseIdentity ident)
+                               http::ResponderPtr out, ResponseIdentity ident,
+                               std::optional<ReasoningParser> reasoning)
   : req_(std::move(req)),
     num_prompt_(num_prompt_tokens),
     decoder_(codec.stream(req_.skip_special_tokens)),
     out_(std::move(out)),
     ident_(std::move(ident)) {
+  reasoning_ = std::move(reasoning);
   for (auto& s : req_.stop) max_stop_ = std::max(max_stop_, s.size());
   if (req_.echo) text_prefix_ = req_.prompt_is_ids ? codec.decode(req_.prompt_ids) : req_.prompt_text;
 }
@@ -27,7 +29,19 @@ std::string RequestContext::usage_json() const {
     .dump();
 }
 
-std::string RequestContext::chunk(const std::string& text, const std::string* finish_reason,
+// Text on its way out: through the reasoning parser when there is one, else all content.
+ReasoningDelta RequestContext::split(const std::string& text, bool last) {
+  if (!reasoning_) return {"", text};
+  auto d = reasoning_->feed(text);
+  if (last) {
+    auto f = reasoning_->flush();
+    d.reasoning += f.reasoning;
+    d.content += f.content;
+  }
+  return d;
+}
+
+std::string RequestContext::chunk(const ReasoningDelta& d, const std::string* finish_reason,
                                   const std::string& stop_reason_json) {
   json choice = {{"index", 0}, {"logprobs", nullptr}};
   if (req_.kind == ApiKind::chat) {
@@ -36,10 +50,11 @@ std::string RequestContext::chunk(const std::string& text, const std::string* fi
       delta["role"] = "assistant";
       role_sent_ = true;
     }
-    if (!text.empty() || !finish_reason) delta["content"] = text;
+    if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
+    if (!d.content.empty() || (d.reasoning.empty() && !finish_reason)) delta["content"] = d.content;
     choice["delta"] = delta;
   } else {
-    choice["text"] = text;
+    choice["text"] = d.content;
   }
   choice["finish_reason"] = finish_reason ? json(*finish_reason) : json(nullptr);
   choice["stop_reason"] = json::parse(stop_reason_json.empty() ? "null" : stop_reason_json);
@@ -55,8 +70,8 @@ void RequestContext::start_stream_if_needed() {
   if (!req_.stream || streaming_) return;
   streaming_ = true;
   out_->begin_stream(200, "text/event-stream");
-  if (req_.kind == ApiKind::chat) out_->write(chunk("", nullptr, ""));  // the role chunk, as vLLM sends first
-  if (!text_prefix_.empty()) out_->write(chunk(text_prefix_, nullptr, ""));
+  if (req_.kind == ApiKind::chat) out_->write(chunk({}, nullptr, ""));  // the role chunk, as vLLM sends first
+  if (!text_prefix_.empty()) out_->write(chunk({"", text_prefix_}, nullptr, ""));
 }
 
 // Looks for a stop string that ends at or after `search_from`; cuts the text there.
@@ -83,7 +98,9 @@ void RequestContext::emit(const std::string&, bool final) {
   if (!final) piece.resize(utf8_complete_prefix(piece));
   if (piece.empty()) return;
   sent_ += piece.size();
-  out_->write(chunk(piece, nullptr, ""));
+  auto d = split(piece, false);
+  if (d.reasoning.empty() && d.content.empty()) return;  // a tag held back by the parser
+  out_->write(chunk(d, nullptr, ""));
 }
 
 void RequestContext::finish(const std::string& reason, const std::string& stop_reason_json) {
@@ -91,7 +108,7 @@ void RequestContext::finish(const std::string& reason, const std::string& stop_r
   if (req_.stream) {
     start_stream_if_needed();
     std::string rest = text_.substr(std::min(sent_, text_.size()));
-    out_->write(chunk(rest, &reason, stop_reason_json));
+    out_->write(chunk(split(rest, true), &reason, stop_reason_json));
     if (req_.include_usage) {
       json u = {{"id", ident_.id},
                 {"object", req_.kind == ApiKind::chat ? "chat.completion.chunk" : "text_completion"},
@@ -110,7 +127,11 @@ void RequestContext::finish(const std::string& reason, const std::string& stop_r
   json body = {{"id", ident_.id}, {"created", ident_.created}, {"model", ident_.model}};
   if (req_.kind == ApiKind::chat) {
     body["object"] = "chat.completion";
-    choice["message"] = {{"role", "assistant"}, {"content", text_}, {"reasoning_content", nullptr},
+    auto d = split(text_, true);
+    bool parsed = reasoning_.has_value();
+    choice["message"] = {{"role", "assistant"},
+                         {"content", parsed && d.content.empty() ? json(nullptr) : json(d.content)},
+                         {"reasoning_content", parsed && !d.reasoning.empty() ? json(d.reasoning) : json(nullptr)},
                          {"tool_calls", json::array()}};
   } else {
     body["object"] = "text_completion";

@@ -4,11 +4,13 @@
 // OpenAI response shapes, whole or as SSE chunks. Touched only by the frontend actor after submit.
 #include "actors/http_frontend/http_server.hpp"
 #include "actors/http_frontend/openai_request.hpp"
+#include "actors/http_frontend/reasoning_parser.hpp"
 #include "model/codec/text_codec.hpp"
 #include "runtime/schema/messages.hpp"
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,8 +24,9 @@ struct ResponseIdentity {
 
 class RequestContext {
  public:
+  // reasoning: set for chat requests served with a reasoning parser (deepseek_r1).
   RequestContext(GenerationRequest req, std::uint32_t num_prompt_tokens, const TextCodec& codec,
-                 http::ResponderPtr out, ResponseIdentity ident);
+                 http::ResponderPtr out, ResponseIdentity ident, std::optional<ReasoningParser> reasoning = {});
 
   struct Outcome {
     bool done = false;          // the response has ended; drop the context
@@ -37,7 +40,8 @@ class RequestContext {
   void start_stream_if_needed();
   void emit(const std::string& text, bool final);
   void finish(const std::string& reason, const std::string& stop_reason_json);
-  std::string chunk(const std::string& text, const std::string* finish_reason, const std::string& stop_reason_json);
+  std::string chunk(const ReasoningDelta& delta, const std::string* finish_reason, const std::string& stop_reason_json);
+  ReasoningDelta split(const std::string& text, bool last);
   std::string usage_json() const;
   bool find_stop(std::size_t search_from);
 
@@ -53,6 +57,7 @@ class RequestContext {
   std::string stop_hit_;
   std::string text_prefix_;  // echo: the prompt, ahead of the completion
   bool role_sent_ = false;
+  std::optional<ReasoningParser> reasoning_;
   bool streaming_ = false;
   bool ended_ = false;
 };
