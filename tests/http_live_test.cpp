@@ -17,7 +17,7 @@ namespace {
 const std::string kHost = "127.0.0.1";
 
 struct Live {
-  ServerProcess server{{"--tensor-parallel-size", "2", "--log-level", "warn", "--served-model-name", "sim-model",
+  ServerProcess server{{"--backend", "sim", "--tensor-parallel-size", "2", "--log-level", "warn", "--served-model-name", "sim-model",
                         "--max-model-len", "512"}};
   HttpResponse get(const std::string& path) { return http_request(kHost, server.port(), "GET", path); }
   HttpResponse post(const std::string& path, const json& body) {
@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_CASE(sigterm_finishes_streams_in_flight_then_exits_zero) {
   // ~10 ms a step: a 100-token stream takes about a second.
-  ServerProcess server({"--sim-step-us", "10000", "--log-level", "warn"});
+  ServerProcess server({"--backend", "sim", "--sim-step-us", "10000", "--log-level", "warn"});
   HttpStream st(kHost, server.port(), "POST", "/v1/completions",
                 json({{"prompt", "x"}, {"max_tokens", 100}, {"stream", true}}).dump());
   BOOST_REQUIRE_EQUAL(st.status(), 200);
@@ -161,7 +161,8 @@ BOOST_AUTO_TEST_CASE(sigterm_finishes_streams_in_flight_then_exits_zero) {
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_past_the_grace_period_ends_streams_with_an_error) {
-  ServerProcess server({"--sim-step-us", "10000", "--shutdown-grace-seconds", "0.3", "--log-level", "warn"});
+  ServerProcess server({"--backend", "sim", "--sim-step-us", "10000", "--shutdown-grace-seconds", "0.3",
+                        "--log-level", "warn"});
   HttpStream st(kHost, server.port(), "POST", "/v1/completions",
                 json({{"prompt", "x"}, {"max_tokens", 3000}, {"stream", true}}).dump());
   BOOST_REQUIRE_EQUAL(st.status(), 200);
@@ -183,7 +184,7 @@ BOOST_AUTO_TEST_CASE(sigterm_past_the_grace_period_ends_streams_with_an_error) {
 // jinja2 rendering of it (golden data from tests/data, made by the reference implementations).
 BOOST_AUTO_TEST_CASE(tokenize_matches_hf_tokenizers_and_jinja2_through_the_api) {
   std::string data = TROUPE_SOURCE_DIR "/tests/data";
-  ServerProcess server({"--model", data + "/tokenizer/deepseek-r1", "--served-model-name", "r1", "--log-level", "warn",
+  ServerProcess server({"--backend", "sim", "--model", data + "/tokenizer/deepseek-r1", "--served-model-name", "r1", "--log-level", "warn",
                         "--max-model-len", "100000", "--reasoning-parser", "deepseek_r1"});
   auto post = [&](const json& body) {
     auto r = http_request(kHost, server.port(), "POST", "/tokenize", body.dump());

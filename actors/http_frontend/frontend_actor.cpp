@@ -21,14 +21,11 @@ void deliver(FrontendShared& sh, const TokenEventsMsg& msg) {
       ctx = it->second;
     }
     auto outcome = ctx->on_event(ev);
-    if (outcome.abort_engine)  // a stop string ended it here; the engine still thinks it runs
-      caf::anon_send(sh.scheduler, AbortMsg::make([&](schema::AbortRequest::Builder b) {
-                       b.setRequestId(ev.getRequestId());
-                       b.setReason("stop string");
-                     }));
+    // A stop string ended a choice here, or a sibling failed: the engine still thinks they run.
+    for (auto id : outcome.abort_ids) send_abort(sh, id, "finished by the frontend");
     if (outcome.done) {
       std::lock_guard lk(sh.mu);
-      sh.live.erase(ev.getRequestId());
+      for (std::uint32_t i = 0; i < ctx->n(); ++i) sh.live.erase(ctx->base_id() + i);
     }
   }
 }

@@ -35,6 +35,9 @@ struct FrontendShared {
   std::string health_message = "starting";  // under mu
 };
 
+// Asks the scheduler to stop engine request `id` (its blocks go back to the pool).
+void send_abort(FrontendShared& sh, std::uint64_t id, const char* why);
+
 // Routes one HTTP request (runs on an asio thread; never blocks).
 void handle_http(const std::shared_ptr<FrontendShared>& shared, http::Request req, http::ResponderPtr out);
 

@@ -173,7 +173,7 @@ void parse_sampling(const json& body, GenerationRequest& r) {
   r.repetition_penalty = static_cast<float>(get_number(body, "repetition_penalty", 1.0, 1e-6, 100.0));
   r.ignore_eos = get_bool(body, "ignore_eos", false);
   r.min_tokens = static_cast<std::uint32_t>(get_int(body, "min_tokens", 0, 0, kMaxTok));
-  if (get_int(body, "n", 1, 1, 128) != 1) fail("n", "n > 1 is not supported yet");
+  r.n = static_cast<std::uint32_t>(get_int(body, "n", 1, 1, 128));
   if (auto lp = field(body, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()))
     fail("logprobs", "logprobs are not supported yet");
   parse_stop(body, r);

@@ -45,6 +45,7 @@ struct GenerationRequest {
   std::uint32_t min_tokens = 0;
   float presence_penalty = 0, frequency_penalty = 0, repetition_penalty = 1;
   bool skip_special_tokens = true;
+  std::uint32_t n = 1;  // choices; each is its own engine request (seed + index when seeded, as vLLM)
   std::string user;
 };
 

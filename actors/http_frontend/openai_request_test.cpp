@@ -56,8 +56,9 @@ BOOST_AUTO_TEST_CASE(bad_input_names_the_field) {
   BOOST_CHECK_EQUAL(err(R"({"model":5,"prompt":"x"})").param, "model");
   BOOST_CHECK_EQUAL(err(R"({"messages":[]})", ApiKind::chat).param, "messages");
   BOOST_CHECK_EQUAL(err(R"({"messages":[{"content":"x"}]})", ApiKind::chat).param, "messages");
-  auto e = err(R"({"prompt":"x","n":2})");
+  auto e = err(R"({"prompt":"x","n":0})");
   BOOST_CHECK_EQUAL(e.param, "n");
+  BOOST_CHECK_EQUAL(ok(R"({"prompt":"x","n":3})").n, 3u);
   BOOST_CHECK(e.json().find(R"("code":400)") != std::string::npos);
 }
 

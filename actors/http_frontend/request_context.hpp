@@ -1,7 +1,9 @@
 #pragma once
 // One HTTP generation request between submit and its last byte: turns the scheduler's token events into
-// text (incremental detokenization, stop strings that never leak, even across chunks) and into the
-// OpenAI response shapes, whole or as SSE chunks. Touched only by the frontend actor after submit.
+// text (incremental detokenization, stop strings that never leak, even across chunks, the reasoning
+// parser) and into the OpenAI response shapes, whole or as SSE chunks. With n > 1 it holds n choices,
+// each fed by its own engine request (ids base_id .. base_id + n - 1). Touched only by the frontend
+// actor after submit.
 #include "actors/http_frontend/http_server.hpp"
 #include "actors/http_frontend/openai_request.hpp"
 #include "actors/http_frontend/reasoning_parser.hpp"
@@ -24,40 +26,57 @@ struct ResponseIdentity {
 
 class RequestContext {
  public:
-  // reasoning: set for chat requests served with a reasoning parser (deepseek_r1).
+  // reasoning: set for chat requests served with a reasoning parser (deepseek_r1); each choice gets a copy.
   RequestContext(GenerationRequest req, std::uint32_t num_prompt_tokens, const TextCodec& codec,
-                 http::ResponderPtr out, ResponseIdentity ident, std::optional<ReasoningParser> reasoning = {});
+                 http::ResponderPtr out, ResponseIdentity ident, std::uint64_t base_id, std::uint32_t n,
+                 std::optional<ReasoningParser> reasoning = {});
 
   struct Outcome {
-    bool done = false;          // the response has ended; drop the context
-    bool abort_engine = false;  // a stop string ended it: the scheduler must stop generating
+    bool done = false;                     // the response has ended; drop every id of this context
+    std::vector<std::uint64_t> abort_ids;  // engine requests that must stop (a stop string, a failed sibling)
   };
   Outcome on_event(schema::TokenEvent::Reader ev);
   // Ends the response with an error (before or during streaming).
   void fail(int status, const std::string& message);
 
+  std::uint64_t base_id() const { return base_id_; }
+  std::uint32_t n() const { return static_cast<std::uint32_t>(choices_.size()); }
+
  private:
+  struct Choice {
+    std::uint32_t index = 0;
+    std::unique_ptr<StreamDecoder> decoder;
+    std::optional<ReasoningParser> parser;
+    std::string text;      // generated text so far (cut at a stop string)
+    std::size_t sent = 0;  // bytes of text already streamed
+    std::uint32_t generated = 0;
+    bool started = false;  // its first chunk (role / echo) went out
+    bool finished = false;
+    std::string finish_reason;
+    std::string stop_reason_json;  // "null", a token id, or a JSON string
+  };
+
   void start_stream_if_needed();
-  void emit(const std::string& text, bool final);
-  void finish(const std::string& reason, const std::string& stop_reason_json);
-  std::string chunk(const ReasoningDelta& delta, const std::string* finish_reason, const std::string& stop_reason_json);
-  ReasoningDelta split(const std::string& text, bool last);
-  std::string usage_json() const;
-  bool find_stop(std::size_t search_from);
+  void start_choice(Choice& c);
+  void emit(Choice& c);
+  void finish_choice(Choice& c, const std::string& reason, const std::string& stop_reason_json);
+  void finish_response();
+  std::string chunk(const Choice& c, const ReasoningDelta& delta, bool role, bool final);
+  std::string chunk_envelope(nlohmann::json choices) const;
+  nlohmann::json usage() const;
+  ReasoningDelta split(Choice& c, const std::string& text, bool last);
+  bool find_stop(Choice& c, std::size_t search_from);
+  std::vector<std::uint64_t> other_live_ids(std::uint32_t except) const;
 
   GenerationRequest req_;
   std::uint32_t num_prompt_;
-  std::uint32_t num_generated_ = 0;
-  std::unique_ptr<StreamDecoder> decoder_;
   http::ResponderPtr out_;
   ResponseIdentity ident_;
-  std::string text_;        // generated text so far (cut at a stop string)
-  std::size_t sent_ = 0;    // bytes of text_ already streamed
+  std::uint64_t base_id_;
+  std::vector<Choice> choices_;
+  std::string text_prefix_;  // echo: the prompt, ahead of each completion
   std::size_t max_stop_ = 0;
-  std::string stop_hit_;
-  std::string text_prefix_;  // echo: the prompt, ahead of the completion
-  bool role_sent_ = false;
-  std::optional<ReasoningParser> reasoning_;
+  std::size_t num_finished_ = 0;
   bool streaming_ = false;
   bool ended_ = false;
 };

@@ -44,7 +44,7 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server():
-    s = Server("--served-model-name", "sim", "--max-model-len", "1024", "--tensor-parallel-size", "2")
+    s = Server("--backend", "sim", "--served-model-name", "sim", "--max-model-len", "1024", "--tensor-parallel-size", "2")
     yield s
     assert s.stop() == 0
 

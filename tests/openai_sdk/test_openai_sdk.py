@@ -136,3 +136,25 @@ def test_server_survives_a_dropped_stream(server, client):
                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         assert s.recv(100).startswith(b"HTTP/1.1 200")
     assert client.completions.create(model="sim", prompt="y", max_tokens=2).usage.completion_tokens == 2
+
+
+def test_n_choices_whole_and_streamed(client):
+    r = client.completions.create(model="sim", prompt="n", max_tokens=8, n=3)
+    assert sorted(c.index for c in r.choices) == [0, 1, 2]
+    assert all(len(c.text) == 8 and c.finish_reason == "length" for c in r.choices)
+    assert r.usage.completion_tokens == 24 and r.usage.prompt_tokens == 1
+    texts, finishes = {0: "", 1: ""}, {0: 0, 1: 0}
+    for chunk in client.chat.completions.create(model="sim", messages=MSGS, max_tokens=8, n=2, stream=True):
+        for ch in chunk.choices:
+            texts[ch.index] += ch.delta.content or ""
+            finishes[ch.index] += 1 if ch.finish_reason else 0
+    assert all(len(t) == 8 for t in texts.values()) and finishes == {0: 1, 1: 1}
+
+
+def test_n_choices_with_a_seed_are_seed_plus_index(client):
+    # As vLLM: choice i samples with seed + i, so each choice is reproducible on its own.
+    r = client.completions.create(model="sim", prompt="s", max_tokens=10, n=2, seed=5)
+    one = client.completions.create(model="sim", prompt="s", max_tokens=10, seed=6)
+    by_index = {c.index: c.text for c in r.choices}
+    assert by_index[1] == one.choices[0].text
+    assert by_index[0] == client.completions.create(model="sim", prompt="s", max_tokens=10, seed=5).choices[0].text
