@@ -12,7 +12,7 @@ using json = nlohmann::ordered_json;
 std::string ApiError::json() const {
   nlohmann::json e = {{"message", message}, {"type", type}, {"code", status}};
   e["param"] = param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param);
-  return nlohmann::json{{"error", e}}.dump();
+  return nlohmann::json{{"error", e}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {

@@ -50,7 +50,7 @@ std::string RequestContext::chunk_envelope(json choices) const {
             {"created", ident_.created},
             {"model", ident_.model},
             {"choices", std::move(choices)}};
-  return "data: " + c.dump() + "\n\n";
+  return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
 std::string RequestContext::chunk(const Choice& c, const ReasoningDelta& d, bool role, bool final) {
@@ -95,7 +95,7 @@ bool RequestContext::find_stop(Choice& c, std::size_t search_from) {
   }
   if (best == std::string::npos) return false;
   c.text.resize(best);
-  c.stop_reason_json = json(hit).dump();
+  c.stop_reason_json = json(hit).dump(-1, ' ', false, json::error_handler_t::replace);
   return true;
 }
 
@@ -161,7 +161,7 @@ void RequestContext::finish_response() {
   json body = {{"id", ident_.id}, {"created", ident_.created}, {"model", ident_.model},
                {"object", req_.kind == ApiKind::chat ? "chat.completion" : "text_completion"},
                {"choices", std::move(list)}, {"usage", usage()}};
-  out_->respond(200, "application/json", body.dump());
+  out_->respond(200, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 void RequestContext::fail(int status, const std::string& message) {
