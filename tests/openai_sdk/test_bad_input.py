@@ -128,3 +128,19 @@ def test_slow_client_does_not_block_others(server, client):
 def test_server_still_healthy_after_everything(server):
     r = exchange(server.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert status(r) == 200
+
+
+def test_limits_are_configurable():
+    from conftest import Server
+    s = Server("--backend", "sim", "--max-request-body-bytes", "2048", "--max-header-bytes", "4096",
+               "--http-read-timeout-seconds", "0.5")
+    try:
+        body = json.dumps({"prompt": "x" * 3000}).encode()
+        assert status(post(s.port, body)) == 413
+        assert status(post(s.port, json.dumps({"prompt": "x", "max_tokens": 2}).encode())) == 200
+        assert status(exchange(s.port, b"GET /health HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n")) == 431
+        t0 = time.time()
+        r = exchange(s.port, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n", timeout=10)  # never finishes
+        assert status(r) == 408 and time.time() - t0 < 5
+    finally:
+        assert s.stop() == 0
