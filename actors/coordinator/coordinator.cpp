@@ -1,5 +1,6 @@
 #include "actors/coordinator/coordinator.hpp"
 
+#include "actors/gpu_worker/cpu_backend.hpp"
 #include "actors/gpu_worker/gpu_worker.hpp"
 #include "actors/http_frontend/frontend_actor.hpp"
 #include "actors/kv_cache/kv_cache_actor.hpp"
@@ -72,6 +73,7 @@ WorkerInitMsg init_msg(const Config& c, std::uint32_t rank) {
     b.setBlockSize(static_cast<std::uint32_t>(c.block_size));
     b.setNumBlocks(default_num_blocks(c));
     b.setSeed(c.seed);
+    b.setLoadFormat(c.load_format);
     auto sim = b.initSim();
     sim.setStepUs(c.sim.step_us);
     sim.setPrefillTokenUs(c.sim.prefill_token_us);
@@ -110,10 +112,17 @@ std::shared_ptr<const TextCodec> make_codec(const Config& c) {
   return load_tokenizer_codec(c.model);
 }
 
+// `model` left empty means the embedded default (models/stories260K) for a backend that runs a model;
+// the sim backend runs none and keeps its byte vocabulary.
+void resolve_default_model(Config& c) {
+  if (c.model.empty() && c.backend != "sim") c.model = default_model_dir();
+}
+
 void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, std::uint32_t num_blocks) {
   auto& st = *stp;
   auto& c = st.cfg;
-  st.kv = self->spawn<caf::linked>(kv_cache_manager, num_blocks, static_cast<std::uint32_t>(c.block_size));
+  st.kv = self->spawn<caf::linked>(kv_cache_manager, num_blocks, static_cast<std::uint32_t>(c.block_size),
+                                   c.enable_prefix_caching);
   SchedulerLimits lim;
   lim.max_num_seqs = c.max_num_seqs;
   lim.max_num_batched_tokens = c.max_num_batched_tokens;
@@ -121,14 +130,20 @@ void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, s
   lim.block_size = c.block_size;
   lim.num_blocks = num_blocks;
   lim.max_waiting = c.max_waiting_requests;
+  lim.enable_prefix_caching = c.enable_prefix_caching;
   st.sched = self->spawn<caf::linked>(scheduler, lim, st.kv, st.workers, c.shutdown_grace_seconds);
   FrontendOptions fo;
   fo.server.host = c.host;
   fo.server.port = static_cast<std::uint16_t>(c.port);
   fo.server.threads = c.http_threads;
+  fo.server.max_body_bytes = static_cast<std::size_t>(c.max_request_body_bytes);
+  fo.server.max_header_bytes = static_cast<std::size_t>(c.max_header_bytes);
+  fo.server.idle_timeout_s = c.http_idle_timeout_seconds;
+  fo.server.read_timeout_s = c.http_read_timeout_seconds;
   fo.served_model_name = c.served_model_name;
   fo.model_root = c.model;
   fo.max_model_len = c.max_model_len;
+  fo.reasoning_parser = c.reasoning_parser;
   std::shared_ptr<const TextCodec> codec;
   try {
     codec = make_codec(c);
@@ -159,6 +174,7 @@ void shutdown_all(coordinator_actor::pointer self, CoordState& st) {
 coordinator_actor::behavior_type coordinator(coordinator_actor::pointer self, Config cfg) {
   auto stp = std::make_shared<CoordState>();
   stp->cfg = std::move(cfg);
+  resolve_default_model(stp->cfg);
   self->set_down_handler([self, stp](caf::scheduled_actor*, caf::down_msg& dm) {
     auto& st = *stp;
     for (std::size_t r = 0; r < st.workers.size(); ++r) {

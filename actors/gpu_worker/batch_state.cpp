@@ -2,10 +2,33 @@
 
 namespace troupe {
 
-std::string BatchState::add_blocks(WorkerRequest& r, capnp::List<std::uint32_t>::Reader ids) {
+SamplingOptions sampling_options(schema::SamplingParams::Reader p, std::int32_t eos_token_id) {
+  SamplingOptions o;
+  o.temperature = p.getTemperature();
+  o.top_p = p.getTopP();
+  o.top_k = p.getTopK();
+  o.min_p = p.getMinP();
+  o.presence_penalty = p.getPresencePenalty();
+  o.frequency_penalty = p.getFrequencyPenalty();
+  o.repetition_penalty = p.getRepetitionPenalty();
+  o.min_tokens = p.getMinTokens();
+  o.ignore_eos = p.getIgnoreEos();
+  for (auto t : p.getStopTokenIds()) o.stop_token_ids.push_back(t);
+  o.eos_token_id = eos_token_id;
+  o.logprobs = p.getLogprobs();
+  return o;
+}
+
+// The first `num_shared` blocks hold a prefix-cache hit's KV: other requests may hold them too (they are
+// only read). Every other block is written by its request, so it must be nobody else's.
+std::string BatchState::add_blocks(WorkerRequest& r, capnp::List<std::uint32_t>::Reader ids, std::uint32_t num_shared) {
+  std::uint32_t i = 0;
   for (auto b : ids) {
-    if (!owned_.insert(b).second)
+    auto& holders = owned_[b];
+    if (holders > 0 && i >= num_shared)
       return "block " + std::to_string(b) + " given to request " + std::to_string(r.id) + " is already owned";
+    ++holders;
+    ++i;
     r.blocks.push_back(b);
   }
   return {};
@@ -16,7 +39,8 @@ std::string BatchState::apply(schema::StepPlan::Reader plan) {
   for (auto id : plan.getFinishedIds()) {
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
-    for (auto b : it->second.blocks) owned_.erase(b);
+    for (auto b : it->second.blocks)
+      if (--owned_[b] == 0) owned_.erase(b);
     requests_.erase(it);
   }
   for (auto nr : plan.getNewRequests()) {
@@ -28,13 +52,16 @@ std::string BatchState::apply(schema::StepPlan::Reader plan) {
     r.num_computed = nr.getNumComputedTokens();
     r.num_scheduled = nr.getNumScheduledTokens();
     r.sampling_seed = nr.getSampling().getHasSeed() ? nr.getSampling().getSeed() : 0;
-    if (auto e = add_blocks(r, nr.getBlockIds()); !e.empty()) return e;
+    r.has_seed = nr.getSampling().getHasSeed();
+    r.sampling = sampling_options(nr.getSampling(), nr.getEosTokenId());
+    r.num_prompt = nr.getNumPromptTokens() ? nr.getNumPromptTokens() : std::uint32_t(r.tokens.size());
+    if (auto e = add_blocks(r, nr.getBlockIds(), r.num_computed / block_size_); !e.empty()) return e;
   }
   for (auto sr : plan.getScheduled()) {
     auto it = requests_.find(sr.getRequestId());
     if (it == requests_.end()) return "scheduled request " + std::to_string(sr.getRequestId()) + " is unknown";
     it->second.num_scheduled = sr.getNumScheduledTokens();
-    if (auto e = add_blocks(it->second, sr.getNewBlockIds()); !e.empty()) return e;
+    if (auto e = add_blocks(it->second, sr.getNewBlockIds(), 0); !e.empty()) return e;
   }
   for (auto& [id, r] : requests_) {
     if (r.num_scheduled == 0) continue;

@@ -2,7 +2,9 @@
 // The worker's persistent view of the running batch, rebuilt from the scheduler's diffs (StepPlan):
 // per request its tokens, how many have KV, and its block table. Every backend executes from this.
 // It also checks the plan's invariants, so a scheduler bug shows up as a failed step, not silent
-// corruption: no block in two tables, enough blocks for the tokens scheduled, no unknown request.
+// corruption: no block written by two requests (cached prefix blocks are shared, read-only), enough
+// blocks for the tokens scheduled, no unknown request.
+#include "model/sampling/sampling.hpp"
 #include "runtime/schema/messages.hpp"
 
 #include <cstdint>
@@ -20,8 +22,14 @@ struct WorkerRequest {
   std::uint32_t num_scheduled = 0;  // this step
   std::vector<std::uint32_t> blocks;
   std::uint64_t sampling_seed = 0;  // the request's seed, 0 when it has none
+  bool has_seed = false;
+  SamplingOptions sampling;         // NewRequest.sampling (+ its eosTokenId)
+  std::uint32_t num_prompt = 0;     // tokens[0, num_prompt) are the prompt, the rest its outputs
   bool sample_now() const { return num_scheduled > 0 && num_computed + num_scheduled >= tokens.size(); }
 };
+
+// The schema's sampling params as the sampler takes them.
+SamplingOptions sampling_options(schema::SamplingParams::Reader p, std::int32_t eos_token_id);
 
 class BatchState {
  public:
@@ -35,10 +43,10 @@ class BatchState {
   std::size_t size() const { return requests_.size(); }
 
  private:
-  std::string add_blocks(WorkerRequest& r, capnp::List<std::uint32_t>::Reader ids);
+  std::string add_blocks(WorkerRequest& r, capnp::List<std::uint32_t>::Reader ids, std::uint32_t num_shared);
   std::uint32_t block_size_;
   std::unordered_map<std::uint64_t, WorkerRequest> requests_;
-  std::unordered_set<std::uint32_t> owned_;
+  std::unordered_map<std::uint32_t, std::uint32_t> owned_;  // block -> holders (>1 only for prefix-cache hits)
   std::vector<WorkerRequest*> scheduled_;
 };
 

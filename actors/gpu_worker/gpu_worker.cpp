@@ -1,6 +1,7 @@
 #include "actors/gpu_worker/gpu_worker.hpp"
 
 #include "actors/gpu_worker/backend.hpp"
+#include "actors/gpu_worker/cpu_backend.hpp"
 #include "actors/gpu_worker/sim_backend.hpp"
 
 #include <spdlog/spdlog.h>
@@ -12,8 +13,9 @@ namespace troupe {
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "sim") return std::make_unique<SimBackend>();
-  // The cpu reference and the cuda backend arrive with the checkpoint and CUDA issues.
-  throw std::runtime_error("backend '" + name + "' is not available in this build (available: sim)");
+  if (name == "cpu") return std::make_unique<CpuBackend>();
+  // The cuda backend arrives with the CUDA issue.
+  throw std::runtime_error("backend '" + name + "' is not available in this build (available: cpu, sim)");
 }
 
 namespace {

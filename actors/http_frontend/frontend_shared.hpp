@@ -2,6 +2,7 @@
 // State the frontend's two worlds share: asio threads (the HTTP handlers) create request contexts and
 // submit; the frontend actor delivers token events to them. The registry's mutex is the hand-over point.
 #include "actors/http_frontend/http_server.hpp"
+#include "actors/http_frontend/latency_log.hpp"
 #include "actors/http_frontend/request_context.hpp"
 #include "model/codec/text_codec.hpp"
 #include "runtime/interfaces.hpp"
@@ -33,6 +34,8 @@ struct FrontendShared {
   std::mutex mu;
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestContext>> live;
   std::string health_message = "starting";  // under mu
+  // Scheduler send -> chunks handed to the connection, per streamed token (frontend actor only).
+  LatencyLog token_overhead;
 };
 
 // Asks the scheduler to stop engine request `id` (its blocks go back to the pool).

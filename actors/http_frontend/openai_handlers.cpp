@@ -1,4 +1,5 @@
 #include "actors/http_frontend/frontend_shared.hpp"
+#include "actors/http_frontend/metrics.hpp"
 
 #include <caf/send.hpp>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,14 @@
 #include <random>
 
 namespace troupe {
+
+void send_abort(FrontendShared& sh, std::uint64_t id, const char* why) {
+  caf::anon_send(sh.scheduler, AbortMsg::make([&](schema::AbortRequest::Builder b) {
+                   b.setRequestId(id);
+                   b.setReason(why);
+                 }));
+}
+
 namespace {
 
 using nlohmann::json;
@@ -92,10 +101,14 @@ void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::R
     return send_error(out, {503, "the service is unhealthy", "ServiceUnavailableError", ""});
 
   std::vector<std::int32_t> prompt;
+  std::optional<ReasoningParser> reasoning;
   try {
-    if (kind == ApiKind::chat)
-      prompt = sh.codec->encode(sh.codec->render_chat(req.chat_context), !sh.codec->chat_has_special_tokens());
-    else
+    if (kind == ApiKind::chat) {
+      std::string rendered = sh.codec->render_chat(req.chat_context);
+      if (sh.opts.reasoning_parser == "deepseek_r1")
+        reasoning.emplace(ReasoningParser::prompt_opens_reasoning(rendered));
+      prompt = sh.codec->encode(rendered, !sh.codec->chat_has_special_tokens());
+    } else
       prompt = req.prompt_is_ids ? req.prompt_ids : sh.codec->encode(req.prompt_text, true);
   } catch (const ChatRenderError& e) {
     return send_error(out, {400, e.what(), "BadRequestError", "messages"});
@@ -117,25 +130,30 @@ void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::R
                                    std::to_string(max_tokens) + " for the completion).",
                             "BadRequestError", "max_tokens"});
 
-  std::uint64_t id = sh.next_id.fetch_add(1);
+  // n choices are n engine requests with consecutive ids, all routed to one context.
+  std::uint32_t n = req.n;
+  std::uint64_t base = sh.next_id.fetch_add(n);
   ResponseIdentity ident{(kind == ApiKind::chat ? "chatcmpl-" : "cmpl-") + random_hex(), sh.opts.served_model_name,
                          unix_now()};
-  auto submit = make_submit(id, req, prompt, max_tokens, sh.codec->eos_id());
-  auto ctx = std::make_shared<RequestContext>(std::move(req), std::uint32_t(prompt.size()), *sh.codec, out, ident);
+  std::vector<SubmitMsg> submits;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    GenerationRequest child = req;
+    if (child.seed && i > 0) *child.seed += i;
+    submits.push_back(make_submit(base + i, child, prompt, max_tokens, sh.codec->eos_id()));
+  }
+  auto ctx = std::make_shared<RequestContext>(std::move(req), std::uint32_t(prompt.size()), *sh.codec, out, ident,
+                                              base, n, std::move(reasoning));
   {
     std::lock_guard lk(sh.mu);
-    sh.live.emplace(id, ctx);
+    for (std::uint32_t i = 0; i < n; ++i) sh.live.emplace(base + i, ctx);
   }
-  // A client that goes away aborts its request, which frees its KV blocks.
+  // A client that goes away aborts its requests, which frees their KV blocks.
   std::weak_ptr<FrontendShared> weak = shp;
-  out->on_disconnect([weak, id] {
+  out->on_disconnect([weak, base, n] {
     if (auto s = weak.lock())
-      caf::anon_send(s->scheduler, AbortMsg::make([&](schema::AbortRequest::Builder b) {
-                       b.setRequestId(id);
-                       b.setReason("client disconnected");
-                     }));
+      for (std::uint32_t i = 0; i < n; ++i) send_abort(*s, base + i, "client disconnected");
   });
-  caf::anon_send(sh.scheduler, std::move(submit), sh.sink);
+  for (auto& m : submits) caf::anon_send(sh.scheduler, std::move(m), sh.sink);
 }
 
 void handle_tokenize(FrontendShared& sh, const http::Request& hr, const http::ResponderPtr& out) {
@@ -162,7 +180,7 @@ void handle_detokenize(FrontendShared& sh, const http::Request& hr, const http::
   for (auto t : req.tokens)
     if (t >= sh.codec->vocab_size())
       return send_error(out, {400, "token id " + std::to_string(t) + " is out of the vocabulary", "BadRequestError", "tokens"});
-  out->respond(200, "application/json", json{{"prompt", sh.codec->decode(req.tokens, false)}}.dump());
+  out->respond(200, "application/json", json{{"prompt", sh.codec->decode(req.tokens, false)}}.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 }  // namespace
@@ -179,6 +197,8 @@ void handle_http(const std::shared_ptr<FrontendShared>& shared, http::Request re
     if (only(get)) handle_health(sh, out);
   } else if (p == "/ping") {
     if (only(get || post)) handle_health(sh, out);
+  } else if (p == "/metrics") {
+    if (only(get)) handle_metrics(shared, out);
   } else if (p == "/version") {
     if (only(get)) out->respond(200, "application/json", json{{"version", kVersion}}.dump());
   } else if (p == "/v1/models") {

@@ -1,13 +1,15 @@
 #pragma once
-// The paged KV cache's bookkeeping, without any actor: a pool of fixed-size blocks and, per request,
-// the table of blocks that hold its tokens.
+// The paged KV cache's blocks, without any actor: reference counts, the prefix cache (block hash -> block)
+// and the free list, which doubles as the eviction order.
 //
-//   request 7: tokens 0..15 -> block 3, 16..31 -> block 9, 32..40 -> block 4   (block-size 16)
-//   table[7] = [3, 9, 4]; a request with n tokens owns ceil(n / block_size) blocks.
+//   free list:  [uncached free blocks ...][cached free blocks, least recently freed first ...]
+//               ^ allocate() takes from here: plain free blocks go first, then the LRU cached block
 //
-// Block ids index the workers' KV memory, so every worker of a group sees the same ids.
+// A cached block keeps its content after its last holder lets go, so a later request with the same prefix
+// can take it back (touch) until allocate() evicts it. Block ids index the workers' KV memory.
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -16,42 +18,37 @@ namespace troupe {
 class BlockPool {
  public:
   explicit BlockPool(std::uint32_t num_blocks);
-  // n blocks or nothing; lowest ids first so a fresh pool fills memory front to back.
-  std::optional<std::vector<std::uint32_t>> allocate(std::uint32_t n);
-  void release(const std::vector<std::uint32_t>& ids);  // throws std::logic_error on a double free
-  std::uint32_t num_free() const { return static_cast<std::uint32_t>(free_.size()); }
-  std::uint32_t num_total() const { return total_; }
+
+  // Appends n fresh blocks to `out` (reference 1, no hash), evicting cached ones as needed; all or nothing.
+  bool allocate(std::uint32_t n, std::vector<std::uint32_t>& out);
+  // A cache hit: one more holder. A block nobody held leaves the free list.
+  void touch(std::uint32_t id);
+  // One holder fewer; throws std::logic_error when nobody held it.
+  void release(std::uint32_t id);
+  // The block's content is now known by `hash`; the first block with a hash wins, duplicates stay uncached.
+  void cache(std::uint32_t id, std::uint64_t hash);
+  std::optional<std::uint32_t> lookup(std::uint64_t hash) const;
+
+  std::uint32_t num_free() const { return num_free_; }  // nobody holds them (cached ones included)
+  std::uint32_t num_total() const { return static_cast<std::uint32_t>(ref_.size()); }
+  std::uint32_t num_cached() const { return static_cast<std::uint32_t>(cached_.size()); }
+  std::uint32_t ref(std::uint32_t id) const { return ref_[id]; }
+  bool is_cached(std::uint32_t id) const { return has_hash_[id]; }
+  // Empty when the free list, reference counts and cache map agree; else what is wrong. O(blocks): tests only.
+  std::string check() const;
 
  private:
-  std::uint32_t total_;
-  std::vector<std::uint32_t> free_;  // a stack; top = back
-  std::vector<bool> in_use_;
-};
+  void unlink(std::uint32_t id);
+  void link_before(std::uint32_t id, std::uint32_t pos);  // pos == sentinel: append
+  void evict(std::uint32_t id);
 
-struct KvAllocResult {
-  bool ok = false;
-  std::vector<std::uint32_t> new_blocks;
-};
-
-class KvBook {
- public:
-  KvBook(std::uint32_t num_blocks, std::uint32_t block_size);
-
-  // Grows request `id`'s table to hold `num_tokens` tokens; all or nothing.
-  KvAllocResult allocate(std::uint64_t id, std::uint32_t num_tokens);
-  void free(std::uint64_t id);  // unknown ids are ignored (a request that never got a block)
-
-  std::uint32_t blocks_for(std::uint32_t num_tokens) const { return (num_tokens + block_size_ - 1) / block_size_; }
-  std::uint32_t num_free() const { return pool_.num_free(); }
-  std::uint32_t num_total() const { return pool_.num_total(); }
-  std::uint32_t num_owned() const;  // sum of table sizes
-  std::size_t num_tables() const { return tables_.size(); }
-  const std::vector<std::uint32_t>* table(std::uint64_t id) const;
-
- private:
-  BlockPool pool_;
-  std::uint32_t block_size_;
-  std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> tables_;
+  std::vector<std::uint32_t> ref_;
+  std::vector<std::uint64_t> hash_;
+  std::vector<bool> has_hash_;
+  std::vector<std::uint32_t> prev_, next_;  // the free list; index num_total() is its sentinel
+  std::uint32_t sentinel_;
+  std::uint32_t num_free_ = 0;
+  std::unordered_map<std::uint64_t, std::uint32_t> cached_;
 };
 
 }  // namespace troupe

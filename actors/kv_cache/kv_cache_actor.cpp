@@ -1,37 +1,23 @@
 #include "actors/kv_cache/kv_cache_actor.hpp"
 
-#include "actors/kv_cache/block_pool.hpp"
+#include "actors/kv_cache/kv_cache_manager.hpp"
 
 #include <memory>
 
 namespace troupe {
 
 kv_cache_actor::behavior_type kv_cache_manager(kv_cache_actor::pointer self, std::uint32_t num_blocks,
-                                               std::uint32_t block_size) {
-  auto book = std::make_shared<KvBook>(num_blocks, block_size);
+                                               std::uint32_t block_size, bool enable_prefix_caching) {
+  auto mgr = std::make_shared<KvCacheManager>(num_blocks, block_size, enable_prefix_caching);
   return {
-    [book](const KvRequestMsg& req) -> KvReplyMsg {
-      auto v = req.view();
-      for (auto id : v->getFrees()) book->free(id);
-      auto allocs = v->getAllocs();
-      return KvReplyMsg::make([&](schema::KvReply::Builder b) {
-        auto grants = b.initGrants(allocs.size());
-        for (unsigned i = 0; i < allocs.size(); ++i) {
-          auto r = book->allocate(allocs[i].getRequestId(), allocs[i].getNumTokens());
-          grants[i].setRequestId(allocs[i].getRequestId());
-          grants[i].setOk(r.ok);
-          auto ids = grants[i].initNewBlockIds(static_cast<unsigned>(r.new_blocks.size()));
-          for (unsigned j = 0; j < r.new_blocks.size(); ++j) ids.set(j, r.new_blocks[j]);
-        }
-        b.setNumFreeBlocks(book->num_free());
-        b.setNumTotalBlocks(book->num_total());
-      });
-    },
-    [book](metrics_atom) -> MetricsMsg {
+    [mgr](const KvRequestMsg& req) -> KvReplyMsg { return mgr->exchange(req); },
+    [mgr](metrics_atom) -> MetricsMsg {
       return MetricsMsg::make([&](schema::MetricsSnapshot::Builder b) {
-        b.setKvBlocksTotal(book->num_total());
-        b.setKvBlocksFree(book->num_free());
-        b.setKvBlocksOwned(book->num_owned());
+        b.setKvBlocksTotal(mgr->num_total());
+        b.setKvBlocksFree(mgr->num_free());
+        b.setKvBlocksOwned(mgr->num_owned());
+        b.setPrefixCacheQueriesTotal(mgr->stats().queries);
+        b.setPrefixCacheHitsTotal(mgr->stats().hits);
       });
     },
   };

@@ -60,6 +60,7 @@ void dispatch(SchedState& st, std::vector<TokenEventOut>& events) {
     auto msg = TokenEventsMsg::make([&](schema::TokenEvents::Builder b) {
       auto list = b.initEvents(static_cast<unsigned>(slot.second.size()));
       for (unsigned i = 0; i < slot.second.size(); ++i) fill_event(list[i], *slot.second[i]);
+      b.setSentNs(now_ns());
     });
     caf::anon_send(slot.first, std::move(msg));
   }

@@ -1,11 +1,22 @@
 #include "actors/scheduler/scheduler_core.hpp"
 
+#include "actors/scheduler/block_hash.hpp"
+
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 namespace troupe {
+namespace {
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+double seconds(std::int64_t ns) { return double(ns) * 1e-9; }
+}  // namespace
 
-SchedulerCore::SchedulerCore(SchedulerLimits limits) : limits_(limits), free_blocks_(limits.num_blocks) {
+SchedulerCore::SchedulerCore(SchedulerLimits limits)
+  : limits_(limits), math_{limits.block_size}, free_blocks_(limits.num_blocks) {
   if (limits_.block_size == 0 || limits_.max_num_seqs == 0 || limits_.max_num_batched_tokens == 0)
     throw std::invalid_argument("scheduler limits must be positive");
 }
@@ -22,7 +33,7 @@ std::optional<AdmitError> SchedulerCore::add(const SubmitMsg& msg, std::int64_t 
                                " tokens. However, you requested " + std::to_string(need) + " tokens (" +
                                std::to_string(prompt.size()) + " in the prompt, " +
                                std::to_string(sp.getMaxTokens()) + " for the completion)."};
-  if (blocks_for(static_cast<std::uint32_t>(need)) > limits_.num_blocks)
+  if (math_.blocks_for(static_cast<std::uint32_t>(need)) > limits_.num_blocks)
     return AdmitError{400, "the request needs more KV-cache blocks than the whole cache holds"};
   if (waiting_.size() >= limits_.max_waiting) return AdmitError{503, "the waiting queue is full"};
 
@@ -39,6 +50,7 @@ std::optional<AdmitError> SchedulerCore::add(const SubmitMsg& msg, std::int64_t 
   r->ignore_eos = sp.getIgnoreEos();
   r->eos = v->getEosTokenId();
   for (auto t : sp.getStopTokenIds()) r->stop_ids.push_back(t);
+  if (limits_.enable_prefix_caching) extend_block_hashes(r->block_hashes, r->tokens, limits_.block_size);
   waiting_.push_back(r.get());
   requests_.emplace(r->id, std::move(r));
   return std::nullopt;
@@ -47,11 +59,6 @@ std::optional<AdmitError> SchedulerCore::add(const SubmitMsg& msg, std::int64_t 
 const RequestState* SchedulerCore::find(std::uint64_t id) const {
   auto it = requests_.find(id);
   return it == requests_.end() ? nullptr : it->second.get();
-}
-
-std::uint32_t SchedulerCore::extra_blocks(const RequestState& r, std::uint32_t num_new) const {
-  std::uint32_t want = blocks_for(r.num_computed + num_new);
-  return want > r.num_blocks ? want - r.num_blocks : 0;
 }
 
 void SchedulerCore::release(RequestState& r) {
@@ -67,19 +74,21 @@ void SchedulerCore::release(RequestState& r) {
   requests_.erase(r.id);  // r is gone after this line
 }
 
-void SchedulerCore::preempt(RequestState& r) {
-  // Recompute: forget the KV, keep the tokens; the request resumes from the head of the queue.
+void SchedulerCore::preempt(RequestState& r, bool count) {
+  // Recompute: forget the KV, keep the tokens; the request resumes from the head of the queue (with
+  // prefix caching, mostly from its own blocks if they are not evicted by then).
   pending_frees_.push_back(r.id);
   if (r.known_to_workers) pending_forgets_.push_back(r.id);
   free_blocks_ += r.num_blocks;
   r.num_blocks = 0;
   r.num_computed = 0;
+  r.hashes_sent = 0;
   r.new_blocks.clear();
   r.known_to_workers = false;
   r.status = RequestStatus::waiting;
   running_.erase(std::find(running_.begin(), running_.end(), &r));
   waiting_.push_front(&r);
-  ++counters_.preemptions;
+  if (count) ++counters_.preemptions;
 }
 
 std::optional<TokenEventOut> SchedulerCore::abort(std::uint64_t id, const std::string& reason) {
@@ -105,53 +114,24 @@ std::vector<TokenEventOut> SchedulerCore::fail_all(const std::string& message) {
   return out;
 }
 
-// Running requests keep their place; when blocks run out the newest running request is preempted
-// (possibly the one being scheduled). Returns false if anything was preempted.
-bool SchedulerCore::schedule_running(StepDecision& d, std::uint32_t& budget) {
-  bool preempted_any = false;
-  for (std::size_t i = 0; i < running_.size() && budget > 0; ++i) {
-    RequestState* r = running_[i];
-    std::uint32_t todo = r->num_tokens() - r->num_computed;
-    std::uint32_t num_new = std::min(todo, budget);
-    if (num_new == 0) continue;
-    std::uint32_t need = extra_blocks(*r, num_new);
-    while (need > free_blocks_) {
-      RequestState* victim = running_.back();
-      d.preempted.push_back(victim->id);
-      preempt(*victim);
-      preempted_any = true;
-      if (victim == r) break;
-    }
-    if (r->status != RequestStatus::running) break;  // preempted itself: everything after it is gone too
-    free_blocks_ -= need;
-    budget -= num_new;
-    d.items.push_back({r, num_new});
-  }
-  return !preempted_any;
-}
-
-void SchedulerCore::admit_waiting(StepDecision& d, std::uint32_t& budget) {
-  while (!waiting_.empty() && budget > 0 && running_.size() < limits_.max_num_seqs) {
-    RequestState* r = waiting_.front();
-    std::uint32_t num_new = std::min(r->num_tokens() - r->num_computed, budget);
-    std::uint32_t need = extra_blocks(*r, num_new);
-    if (need > free_blocks_) break;  // FCFS: nobody overtakes the head of the queue
-    waiting_.pop_front();
-    r->status = RequestStatus::running;
-    running_.push_back(r);
-    free_blocks_ -= need;
-    budget -= num_new;
-    d.items.push_back({r, num_new});
-  }
-}
-
 StepDecision SchedulerCore::schedule() {
   StepDecision d;
-  std::uint32_t budget = limits_.max_num_batched_tokens;
-  bool calm = schedule_running(d, budget);
-  if (calm) admit_waiting(d, budget);
-  // Items may point at requests preempted later in the same pass (victims taken from the back).
-  std::erase_if(d.items, [](const ScheduledItem& it) { return it.req->status != RequestStatus::running; });
+  StepBudget budget{limits_.max_num_batched_tokens, free_blocks_};
+  auto pick = ScheduleRunning{math_}(running_, budget);
+  d.items = std::move(pick.items);
+  for (RequestState* victim : pick.preempt) {  // newest first: the oldest victim ends at the queue's head
+    d.preempted.push_back(victim->id);
+    preempt(*victim);
+  }
+  if (pick.preempt.empty()) {
+    for (auto& it : AdmitWaiting{math_, limits_.max_num_seqs}(waiting_, running_.size(), budget)) {
+      waiting_.pop_front();
+      it.req->status = RequestStatus::running;
+      running_.push_back(it.req);
+      d.items.push_back(it);
+    }
+  }
+  free_blocks_ = budget.free_blocks;
   for (auto& it : d.items) d.total_tokens += it.num_new;
   return d;
 }
@@ -162,32 +142,58 @@ KvRequestMsg SchedulerCore::kv_request(const StepDecision& d) {
     for (unsigned i = 0; i < pending_frees_.size(); ++i) frees.set(i, pending_frees_[i]);
     auto allocs = b.initAllocs(static_cast<unsigned>(d.items.size()));
     for (unsigned i = 0; i < d.items.size(); ++i) {
-      allocs[i].setRequestId(d.items[i].req->id);
-      allocs[i].setNumTokens(d.items[i].req->num_computed + d.items[i].num_new);
+      RequestState& r = *d.items[i].req;
+      allocs[i].setRequestId(r.id);
+      allocs[i].setNumTokens(r.num_computed + d.items[i].num_new);
+      allocs[i].setNumKnownTokens(r.num_tokens());
+      auto n = static_cast<unsigned>(r.block_hashes.size() - r.hashes_sent);
+      auto hashes = allocs[i].initBlockHashes(n);
+      for (unsigned j = 0; j < n; ++j) hashes.set(j, r.block_hashes[r.hashes_sent + j]);
+      r.hashes_sent += n;
     }
   });
   pending_frees_.clear();
   return msg;
 }
 
+// A request that held no blocks may start past its cached prefix, with a smaller chunk than planned.
+bool SchedulerCore::attach_grant(ScheduledItem& it, schema::KvGrant::Reader g) {
+  RequestState& r = *it.req;
+  if (!g.getOk() || g.getRequestId() != r.id) return false;
+  if (r.num_blocks == 0) {
+    if (limits_.enable_prefix_caching) {
+      counters_.prefix_queries += r.num_tokens();
+      counters_.prefix_hits += g.getNumCachedTokens();
+    }
+    r.num_computed = g.getNumCachedTokens();
+    it.num_new = g.getNumTokens() - r.num_computed;
+  }
+  for (auto b : g.getNewBlockIds()) r.new_blocks.push_back(b);
+  r.num_blocks += g.getNewBlockIds().size();
+  return true;
+}
+
 void SchedulerCore::apply_kv_reply(StepDecision& d, const KvReplyMsg& reply) {
   auto v = reply.view();
-  std::unordered_map<std::uint64_t, schema::KvGrant::Reader> grants;
-  for (auto g : v->getGrants()) grants.emplace(g.getRequestId(), g);
+  auto grants = v->getGrants();
   std::vector<ScheduledItem> kept;
+  std::vector<RequestState*> failed;
   std::uint32_t pending = 0;  // blocks of requests preempted here: the manager frees them next exchange
-  for (auto& it : d.items) {
-    auto g = grants.find(it.req->id);
-    if (g == grants.end() || !g->second.getOk()) {
-      // The mirror disagreed with the manager; recompute later rather than run without KV space.
-      pending += it.req->num_blocks;
-      preempt(*it.req);
-      d.preempted.push_back(it.req->id);
+  kept.reserve(d.items.size());
+  for (unsigned i = 0; i < d.items.size(); ++i) {
+    auto& it = d.items[i];
+    if (i < grants.size() && attach_grant(it, grants[i])) {
+      kept.push_back(it);
       continue;
     }
-    for (auto b : g->second.getNewBlockIds()) it.req->new_blocks.push_back(b);
-    it.req->num_blocks += g->second.getNewBlockIds().size();
-    kept.push_back(it);
+    // The mirror disagreed with the manager; recompute later rather than run without KV space.
+    pending += it.req->num_blocks;
+    failed.push_back(it.req);
+  }
+  // Back to the queue's head in their order; one that held nothing was never really running.
+  for (auto f = failed.rbegin(); f != failed.rend(); ++f) {
+    d.preempted.push_back((*f)->id);
+    preempt(**f, (*f)->num_blocks > 0);
   }
   d.items = std::move(kept);
   free_blocks_ = v->getNumFreeBlocks() + pending;  // re-anchor the mirror on the authority
@@ -222,6 +228,8 @@ StepPlanMsg SchedulerCore::build_plan(const StepDecision& d) {
       for (unsigned i = 0; i < r.new_blocks.size(); ++i) blocks.set(i, r.new_blocks[i]);
       nr.setNumScheduledTokens(it.num_new);
       nr.setSampling(r.submit.view()->getSampling());
+      nr.setNumPromptTokens(r.num_prompt);
+      nr.setEosTokenId(r.eos);
       r.known_to_workers = true;
     } else {
       auto sr = olds[io++];
@@ -232,16 +240,36 @@ StepPlanMsg SchedulerCore::build_plan(const StepDecision& d) {
     }
     r.new_blocks.clear();
     // Counted as computed when scheduled (vLLM v1): the next step may already plan the decode.
-    if (r.num_computed < r.num_prompt) counters_.prompt_tokens += std::min(it.num_new, r.num_prompt - r.num_computed);
     r.num_computed += it.num_new;
+    if (r.first_scheduled_ns == 0) first_scheduled_.push_back(&r);
   }
+  record_first_schedules();
   ++counters_.steps;
   return StepPlanMsg(mb);
 }
 
-std::optional<TokenEventOut> SchedulerCore::append_token(RequestState& r, std::int32_t tok) {
+void SchedulerCore::record_first_schedules() {
+  if (first_scheduled_.empty()) return;
+  std::int64_t now = steady_ns();
+  for (auto* r : first_scheduled_) {
+    r->first_scheduled_ns = now;
+    hist_.queue.observe(seconds(std::max<std::int64_t>(0, now - r->arrival_ns)));
+  }
+  first_scheduled_.clear();
+}
+
+std::optional<TokenEventOut> SchedulerCore::append_token(RequestState& r, std::int32_t tok, std::int64_t now_ns) {
   r.tokens.push_back(tok);
   ++counters_.generation_tokens;
+  if (r.last_token_ns == 0) {
+    counters_.prompt_tokens += r.num_prompt;  // vLLM counts a prompt once, when its first token comes
+    hist_.ttft.observe(seconds(std::max<std::int64_t>(0, now_ns - r.arrival_ns)));
+  } else {
+    hist_.itl.observe(seconds(std::max<std::int64_t>(0, now_ns - r.last_token_ns)));
+  }
+  r.last_token_ns = now_ns;
+  if (limits_.enable_prefix_caching && r.tokens.size() % limits_.block_size == 0)
+    extend_block_hashes(r.block_hashes, r.tokens, limits_.block_size);
   std::uint32_t n = r.num_output();
   auto finish = schema::FinishReason::NONE;
   std::int32_t stop_token = -1;
@@ -260,7 +288,8 @@ std::optional<TokenEventOut> SchedulerCore::append_token(RequestState& r, std::i
   return ev;
 }
 
-std::vector<TokenEventOut> SchedulerCore::update_from_result(const StepResultMsg& result) {
+std::vector<TokenEventOut> SchedulerCore::update_from_result(const StepResultMsg& result, std::int64_t now_ns) {
+  if (now_ns == 0) now_ns = steady_ns();
   std::vector<TokenEventOut> events;
   auto v = result.view();
   for (auto out : v->getOutputs()) {
@@ -271,13 +300,15 @@ std::vector<TokenEventOut> SchedulerCore::update_from_result(const StepResultMsg
     TokenEventOut ev{r.id, r.num_output(), {}, schema::FinishReason::NONE, -1, {}, r.num_prompt};
     for (auto tok : out.getTokens()) {
       ev.tokens.push_back(tok);
-      if (auto fin = append_token(r, tok)) {
+      if (auto fin = append_token(r, tok, now_ns)) {
         ev.finish = fin->finish;
         ev.stop_token = fin->stop_token;
         break;
       }
     }
     if (ev.finish != schema::FinishReason::NONE) {
+      hist_.e2e.observe(seconds(std::max<std::int64_t>(0, now_ns - r.arrival_ns)));
+      ++(ev.finish == schema::FinishReason::STOP ? counters_.finished_stop : counters_.finished_length);
       release(r);
       ++counters_.finished;
     }

@@ -1,12 +1,17 @@
 #pragma once
-// The engine loop's logic, without actors: admission, the FCFS policy with a token budget and a sequence
-// budget, preemption by recompute, the step plan (diffs only), and turning sampled tokens into events.
+// The engine loop's logic, without actors: admission, the policy (scheduler_policy.hpp: token budget,
+// sequence budget, FCFS, preemption by recompute), prefix-cache hits, the step plan (diffs only), turning
+// sampled tokens into events, and the counters and latency histograms behind /metrics.
 //
 // One step:  schedule() -> kv_request()  --kv manager-->  apply_kv_reply() -> build_plan()
 //            --workers-->  update_from_result()  -> events
-// The core mirrors the kv manager's free-block count exactly (it is the manager's only client), so it
-// can plan preemptions before asking; the manager's reply stays authoritative.
+// The core mirrors the kv manager's free-block count (it is the manager's only client), so it can plan
+// preemptions before asking; the manager's reply is authoritative and re-anchors the mirror every step.
+// The mirror is exact without prefix caching; with it, shared and evictable cached blocks can make it
+// optimistic, and a grant that fails is handled like a preemption (a new request just waits again).
+#include "actors/scheduler/engine_metrics.hpp"
 #include "actors/scheduler/request_state.hpp"
+#include "actors/scheduler/scheduler_policy.hpp"
 #include "runtime/schema/messages.hpp"
 
 #include <cstdint>
@@ -27,6 +32,7 @@ struct SchedulerLimits {
   std::uint32_t block_size = 16;
   std::uint32_t num_blocks = 1024;
   std::uint32_t max_waiting = 100000;
+  bool enable_prefix_caching = false;
 };
 
 struct TokenEventOut {
@@ -45,11 +51,6 @@ struct AdmitError {
   std::string message;
 };
 
-struct ScheduledItem {
-  RequestState* req;
-  std::uint32_t num_new;
-};
-
 struct StepDecision {
   std::vector<ScheduledItem> items;       // running first, then newly admitted, in FCFS order
   std::vector<std::uint64_t> preempted;   // moved back to waiting this step
@@ -60,6 +61,8 @@ struct StepDecision {
 struct SchedulerCounters {
   std::uint64_t steps = 0, prompt_tokens = 0, generation_tokens = 0, preemptions = 0;
   std::uint64_t finished = 0, aborted = 0, errored = 0;
+  std::uint64_t finished_stop = 0, finished_length = 0;
+  std::uint64_t prefix_queries = 0, prefix_hits = 0;  // tokens looked up / served by the prefix cache
 };
 
 class SchedulerCore {
@@ -81,24 +84,29 @@ class SchedulerCore {
   // Attaches granted blocks. Requests whose grant failed (the mirror was wrong) are preempted.
   void apply_kv_reply(StepDecision& d, const KvReplyMsg& reply);
   StepPlanMsg build_plan(const StepDecision& d);
-  std::vector<TokenEventOut> update_from_result(const StepResultMsg& result);
+  // now_ns: the steady clock when the result arrived (0: read it here); feeds the latency histograms.
+  std::vector<TokenEventOut> update_from_result(const StepResultMsg& result, std::int64_t now_ns = 0);
 
   std::size_t num_running() const { return running_.size(); }
   std::size_t num_waiting() const { return waiting_.size(); }
   std::uint32_t mirror_free_blocks() const { return free_blocks_; }
   const SchedulerCounters& counters() const { return counters_; }
+  const LatencyHistograms& histograms() const { return hist_; }
+  std::uint32_t num_total_blocks() const { return limits_.num_blocks; }
+  // Running requests oldest first, waiting ones in queue order (for tests and invariant checks).
+  const std::vector<RequestState*>& running() const { return running_; }
+  const std::deque<RequestState*>& waiting() const { return waiting_; }
   const RequestState* find(std::uint64_t id) const;
 
  private:
-  std::uint32_t blocks_for(std::uint32_t n) const { return (n + limits_.block_size - 1) / limits_.block_size; }
-  std::uint32_t extra_blocks(const RequestState& r, std::uint32_t num_new) const;
-  void preempt(RequestState& r);
+  void preempt(RequestState& r, bool count = true);
   void release(RequestState& r);  // drops blocks and worker state; the request leaves the core
-  bool schedule_running(StepDecision& d, std::uint32_t& budget);
-  void admit_waiting(StepDecision& d, std::uint32_t& budget);
-  std::optional<TokenEventOut> append_token(RequestState& r, std::int32_t tok);
+  bool attach_grant(ScheduledItem& it, schema::KvGrant::Reader g);
+  std::optional<TokenEventOut> append_token(RequestState& r, std::int32_t tok, std::int64_t now_ns);
+  void record_first_schedules();
 
   SchedulerLimits limits_;
+  BlockMath math_;
   std::unordered_map<std::uint64_t, std::unique_ptr<RequestState>> requests_;
   std::deque<RequestState*> waiting_;
   std::vector<RequestState*> running_;      // admission order: oldest first, preempted from the back
@@ -108,6 +116,8 @@ class SchedulerCore {
   std::uint64_t next_seq_ = 0;
   std::uint64_t next_step_ = 0;
   SchedulerCounters counters_;
+  LatencyHistograms hist_;
+  std::vector<RequestState*> first_scheduled_;  // scheduled for the first time in the step being planned
 };
 
 }  // namespace troupe

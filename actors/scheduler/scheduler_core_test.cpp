@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE scheduler_core
 #include <boost/test/unit_test.hpp>
 
-#include "actors/kv_cache/block_pool.hpp"
+#include "actors/kv_cache/kv_cache_manager.hpp"
 #include "actors/scheduler/scheduler_core.hpp"
 
 #include <map>
@@ -26,35 +26,21 @@ SubmitMsg submit(std::uint64_t id, std::uint32_t prompt_len, std::uint32_t max_t
   });
 }
 
-// Plays the kv manager (a real KvBook) and a worker that samples `next_token(id, pos)`.
+// Plays the kv manager (a real KvCacheManager) and a worker that samples `next_token(id, pos)`.
 struct Harness {
-  explicit Harness(SchedulerLimits l) : core(l), book(l.num_blocks, l.block_size) {}
+  explicit Harness(SchedulerLimits l) : core(l), book(l.num_blocks, l.block_size, l.enable_prefix_caching) {}
   SchedulerCore core;
-  KvBook book;
+  KvCacheManager book;
   std::map<std::uint64_t, std::uint32_t> computed;  // the worker's view
   std::map<std::uint64_t, std::uint32_t> total;
+  std::map<std::uint64_t, std::uint32_t> cached;    // numComputedTokens of the last NewRequest
   std::function<std::int32_t(std::uint64_t, std::uint32_t)> next_token = [](auto, auto pos) { return 7; };
   std::vector<TokenEventOut> events;
 
   // Returns {id -> tokens scheduled} of the step.
   std::map<std::uint64_t, std::uint32_t> step() {
     auto d = core.schedule();
-    auto req = core.kv_request(d);
-    auto rv = req.view();
-    for (auto id : rv->getFrees()) book.free(id);
-    auto reply = KvReplyMsg::make([&](schema::KvReply::Builder b) {
-      auto g = b.initGrants(rv->getAllocs().size());
-      unsigned i = 0;
-      for (auto a : rv->getAllocs()) {
-        auto r = book.allocate(a.getRequestId(), a.getNumTokens());
-        g[i].setRequestId(a.getRequestId());
-        g[i].setOk(r.ok);
-        auto ids = g[i].initNewBlockIds(r.new_blocks.size());
-        for (unsigned j = 0; j < r.new_blocks.size(); ++j) ids.set(j, r.new_blocks[j]);
-        ++i;
-      }
-      b.setNumFreeBlocks(book.num_free());
-    });
+    auto reply = book.exchange(core.kv_request(d));
     core.apply_kv_reply(d, reply);
     auto plan = core.build_plan(d);
     std::map<std::uint64_t, std::uint32_t> sched;
@@ -63,6 +49,7 @@ struct Harness {
     for (auto n : pv->getNewRequests()) {
       sched[n.getRequestId()] = n.getNumScheduledTokens();
       computed[n.getRequestId()] = n.getNumComputedTokens();
+      cached[n.getRequestId()] = n.getNumComputedTokens();
       total[n.getRequestId()] = n.getTokenIds().size();
     }
     for (auto s : pv->getScheduled()) sched[s.getRequestId()] = s.getNumScheduledTokens();
@@ -204,4 +191,65 @@ BOOST_AUTO_TEST_CASE(abort_frees_blocks_at_the_next_exchange) {
   BOOST_CHECK_EQUAL(h.book.num_free(), 9u);
   h.step();  // 2 finished (max_tokens 1): its block returns at the next exchange
   BOOST_CHECK_EQUAL(h.book.num_free(), 10u);
+}
+
+BOOST_AUTO_TEST_CASE(prefix_cache_hits_skip_exactly_the_cached_tokens) {
+  auto l = limits(8, 100, 20, 4);
+  l.enable_prefix_caching = true;
+  Harness h(l);
+  BOOST_REQUIRE(!h.core.add(submit(1, 10, 2), 0));
+  BOOST_CHECK((h.step() == Plan{{1, 10}}));
+  BOOST_CHECK((h.step() == Plan{{1, 1}}));  // 1 finishes; its 2 full prompt blocks stay cached
+  BOOST_REQUIRE(!h.core.add(submit(2, 10, 1), 0));
+  BOOST_REQUIRE(!h.core.add(submit(3, 8, 1), 0));
+  // 2 finds 8 of its 10 tokens; 3 (8 tokens, the same prefix) finds 4: its last token is always computed.
+  BOOST_CHECK((h.step() == Plan{{2, 2}, {3, 4}}));
+  BOOST_CHECK_EQUAL(h.cached[2], 8u);
+  BOOST_CHECK_EQUAL(h.cached[3], 4u);
+  BOOST_CHECK_EQUAL(h.core.counters().prefix_queries, 28u);
+  BOOST_CHECK_EQUAL(h.core.counters().prefix_hits, 12u);
+  h.step();
+  BOOST_CHECK(!h.core.has_work());
+  BOOST_CHECK_EQUAL(h.book.check(), "");
+  BOOST_CHECK_EQUAL(h.book.num_free(), 20u);
+}
+
+BOOST_AUTO_TEST_CASE(preemption_with_prefix_caching_resumes_from_cached_blocks_with_the_same_outputs) {
+  auto run = [](bool caching) {
+    auto l = limits(8, 100, 5, 4);
+    l.enable_prefix_caching = caching;
+    Harness h(l);
+    h.next_token = [](std::uint64_t id, std::uint32_t pos) { return std::int32_t(id * 1000 + pos); };
+    BOOST_REQUIRE(!h.core.add(submit(1, 8, 8), 0));
+    BOOST_REQUIRE(!h.core.add(submit(2, 8, 8), 0));
+    for (int i = 0; i < 100 && (h.core.has_work() || h.core.has_pending_frees()); ++i) h.step();
+    BOOST_CHECK_EQUAL(h.book.check(), "");
+    BOOST_CHECK_EQUAL(h.book.num_free(), 5u);
+    std::map<std::uint64_t, std::vector<std::int32_t>> out;
+    for (auto& e : h.events) out[e.id].insert(out[e.id].end(), e.tokens.begin(), e.tokens.end());
+    return std::make_tuple(out, h.core.counters().preemptions, h.core.counters().prefix_hits);
+  };
+  auto [plain, pre_plain, hits_plain] = run(false);
+  auto [cached, pre_cached, hits_cached] = run(true);
+  BOOST_CHECK((plain == cached));
+  BOOST_CHECK_GT(pre_cached, 0u);
+  BOOST_CHECK_GT(hits_cached, 0u);  // the preempted request found its own blocks again
+  BOOST_CHECK_EQUAL(hits_plain, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(counters_and_latency_histograms) {
+  Harness h(limits(8, 1000, 100));
+  BOOST_REQUIRE(!h.core.add(submit(1, 10, 3, /*eos*/ 7), 0));  // the harness samples 7: stops at once
+  BOOST_REQUIRE(!h.core.add(submit(2, 20, 3), 0));
+  for (int i = 0; i < 10 && h.core.has_work(); ++i) h.step();
+  auto& c = h.core.counters();
+  BOOST_CHECK_EQUAL(c.finished_stop, 1u);
+  BOOST_CHECK_EQUAL(c.finished_length, 1u);
+  BOOST_CHECK_EQUAL(c.prompt_tokens, 30u);
+  BOOST_CHECK_EQUAL(c.generation_tokens, 4u);
+  auto& hist = h.core.histograms();
+  BOOST_CHECK_EQUAL(hist.ttft.count(), 2u);
+  BOOST_CHECK_EQUAL(hist.itl.count(), 2u);  // request 2's 2nd and 3rd tokens
+  BOOST_CHECK_EQUAL(hist.e2e.count(), 2u);
+  BOOST_CHECK_EQUAL(hist.queue.count(), 2u);
 }

@@ -56,5 +56,11 @@ float f8e4m3_to_f32(std::uint8_t v);
 // A whole tensor to f32 (for the cpu backend); FP8 weights are multiplied by their per-128x128-block
 // `scale_inv` tensor when given (DeepSeek's weight_scale_inv: shape [ceil(rows/128), ceil(cols/128)]).
 std::vector<float> to_f32(const TensorView& t, const TensorView* fp8_scale_inv = nullptr);
+// The same with another square block size (quantization_config.weight_block_size).
+std::vector<float> to_f32_blocked(const TensorView& t, const TensorView* scale_inv, std::int64_t block);
+// Converts n elements of dtype t at src to f32 (the building block of the above and of shard.hpp).
+void convert_run(DType t, const std::byte* src, std::size_t n, float* dst);
+// Throws CheckpointError unless `scale` is the F32 [ceil(rows/block), ceil(cols/block)] scale of 2-D `t`.
+void check_fp8_scale(const TensorView& t, const TensorView& scale, std::int64_t block);
 
 }  // namespace troupe

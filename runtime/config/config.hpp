@@ -42,9 +42,13 @@ struct Config {
   std::optional<int> num_gpu_blocks_override;  // num-gpu-blocks-override: >= 1
   std::uint64_t seed = 0;                  // seed
   // --- Troupe's own ---
-  std::string backend = "sim";             // backend: cuda | cpu | sim
+  std::string backend = "cpu";             // backend: cuda | cpu | sim (cpu + no model = the embedded stories260K)
   int nodes = 1;                           // nodes: >= 1
   int http_threads = 2;                    // http-threads: >= 1
+  int max_request_body_bytes = 32 << 20;   // max-request-body-bytes: larger bodies get 413
+  int max_header_bytes = 64 << 10;         // max-header-bytes: larger headers get 431
+  double http_idle_timeout_seconds = 60;   // http-idle-timeout-seconds: idle keep-alive connections close
+  double http_read_timeout_seconds = 30;   // http-read-timeout-seconds: slow requests get 408
   int max_waiting_requests = 100000;       // max-waiting-requests: >= 1 (a full queue answers 503)
   double shutdown_grace_seconds = 10.0;    // shutdown-grace-seconds: >= 0; in-flight work gets this long on SIGTERM
   std::string log_level = "info";          // log-level: trace | debug | info | warn | error

@@ -66,7 +66,7 @@ BOOST_AUTO_TEST_CASE(defaults) {
   BOOST_TEST(c.host == "0.0.0.0");
   BOOST_TEST(c.port == 8000);
   BOOST_TEST(!c.num_gpu_blocks_override.has_value());
-  BOOST_TEST(c.backend == "sim");
+  BOOST_TEST(c.backend == "cpu");
   BOOST_TEST(c.nodes == 1);
   BOOST_TEST(c.sim.step_us == 200.0);
   BOOST_TEST(c.sim_vocab_size == 256);
@@ -263,5 +263,5 @@ BOOST_AUTO_TEST_CASE(help_lists_every_key) {
   }
   BOOST_TEST(help.find("(default: 256)") != std::string::npos);
   BOOST_TEST(help.find("(default: 0.9)") != std::string::npos);
-  BOOST_TEST(help.find("(default: sim)") != std::string::npos);
+  BOOST_TEST(help.find("(default: cpu)") != std::string::npos);
 }

@@ -59,6 +59,7 @@ struct TokenEvent {
 }
 struct TokenEvents {
   events @0 :List(TokenEvent);
+  sentNs @1 :Int64;              # steady clock when the scheduler sent it (the frontend measures its overhead)
 }
 
 # scheduler -> every gpu_worker of the group. Diffs only: a request's tokens travel once (NewRequest);
@@ -70,6 +71,8 @@ struct NewRequest {
   blockIds @3 :List(UInt32);
   numScheduledTokens @4 :UInt32;
   sampling @5 :SamplingParams;
+  numPromptTokens @6 :UInt32;    # tokenIds[0, numPromptTokens) are the prompt (penalties); 0 = all of them
+  eosTokenId @7 :Int32 = -1;     # masked while fewer than sampling.minTokens outputs exist
 }
 struct ScheduledRequest {
   requestId @0 :UInt64;
@@ -113,6 +116,7 @@ struct WorkerInit {
   numBlocks @5 :UInt32;
   sim @6 :SimCost;
   seed @7 :UInt64;
+  loadFormat @8 :Text;           # auto | dummy (weights from `seed`, no checkpoint files)
 }
 struct WorkerReady {
   rank @0 :UInt32;
@@ -122,9 +126,16 @@ struct WorkerReady {
 
 # scheduler <-> kv_cache_manager: one batched exchange per step. Frees are applied first, then each
 # allocation in order, all or nothing per request: the request then has blocks for numTokens tokens.
+# Prefix caching: the scheduler hashes each full block (hash(parent hash, the block's token ids)) and sends
+# the hashes once; for a request the manager holds no blocks of, the manager first reuses cached blocks of
+# the longest matching prefix (never the block of the last known token: one token is always computed, so
+# it can be sampled). A block filled in one exchange becomes a cache hit from the next one on, when its KV
+# has been written.
 struct KvAlloc {
   requestId @0 :UInt64;
-  numTokens @1 :UInt32;
+  numTokens @1 :UInt32;          # tokens the table must cover, counted as if nothing were cached
+  blockHashes @2 :List(UInt64);  # hash chain of the request's full blocks not sent before, in order
+  numKnownTokens @3 :UInt32;     # prompt + outputs so far: bounds the prefix-cache lookup
 }
 struct KvRequest {
   frees @0 :List(UInt64);
@@ -133,12 +144,15 @@ struct KvRequest {
 struct KvGrant {
   requestId @0 :UInt64;
   ok @1 :Bool;
-  newBlockIds @2 :List(UInt32);
+  newBlockIds @2 :List(UInt32);  # cached blocks first (a new request's hits), then fresh ones
+  numCachedTokens @3 :UInt32;    # tokens whose KV the hits already hold (a new request only)
+  numTokens @4 :UInt32;          # tokens the table now covers; below cached + asked when blocks ran short
 }
 struct KvReply {
   grants @0 :List(KvGrant);
-  numFreeBlocks @1 :UInt32;
+  numFreeBlocks @1 :UInt32;      # blocks no request holds, cached ones included (they are evictable)
   numTotalBlocks @2 :UInt32;
+  numCachedBlocks @3 :UInt32;    # blocks whose content is in the prefix cache
 }
 
 struct Health {
@@ -161,4 +175,20 @@ struct MetricsSnapshot {
   requestsFinished @9 :UInt64;
   requestsAborted @10 :UInt64;
   requestsErrored @11 :UInt64;
+  requestsFinishedStop @12 :UInt64;
+  requestsFinishedLength @13 :UInt64;
+  prefixCacheQueriesTotal @14 :UInt64;   # prompt tokens looked up in the prefix cache
+  prefixCacheHitsTotal @15 :UInt64;      # of those, tokens found
+  timeToFirstToken @16 :Histogram;       # seconds, arrival to first generated token
+  interTokenLatency @17 :Histogram;      # seconds between two tokens of a request
+  e2eRequestLatency @18 :Histogram;      # seconds, arrival to finish
+  requestQueueTime @19 :Histogram;       # seconds, arrival to first scheduled
+}
+
+# A Prometheus histogram's state: counts per bucket (not cumulative), the last one for +Inf.
+struct Histogram {
+  upperBounds @0 :List(Float64);
+  bucketCounts @1 :List(UInt64);
+  sum @2 :Float64;
+  count @3 :UInt64;
 }

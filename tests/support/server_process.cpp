@@ -67,7 +67,8 @@ int wait_exit(int pid, double timeout_s) {
 std::string troupe_binary() { return TROUPE_BINARY; }
 
 ServerProcess::ServerProcess(std::vector<std::string> extra_args, double timeout_s) {
-  std::vector<std::string> args{"serve", "--host", "127.0.0.1", "--port", "0"};
+  // The sim backend unless a test names another (a later --backend wins): the default is the cpu model.
+  std::vector<std::string> args{"serve", "--host", "127.0.0.1", "--port", "0", "--backend", "sim"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = spawn(args, out_fd_);
   std::regex ready(R"(serving .* on http://127\.0\.0\.1:(\d+))");

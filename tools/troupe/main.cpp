@@ -1,4 +1,6 @@
 // `troupe`: one binary for every role. `troupe serve [CONFIG.yaml] [--key value ...]` starts a node.
+#include "tools/bench/bench.hpp"
+#include "tools/chat/chat.hpp"
 #include "tools/troupe/serve.hpp"
 
 #include <cstdio>
@@ -12,6 +14,8 @@ void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: troupe <command> [args]\n"
                "  serve [CONFIG.yaml] [--key value ...]   start the server (keys as vLLM's flags; see serve --help)\n"
+               "  bench [--key value ...]                 benchmark a server (vLLM's benchmark_serving flags; --llmperf)\n"
+               "  chat \"PROMPT\" [--base-url URL] ...      stream one chat answer to the terminal\n"
                "  version                                 print the version\n");
 }
 
@@ -26,6 +30,8 @@ int main(int argc, char** argv) {
   std::string cmd = args[0];
   args.erase(args.begin());
   if (cmd == "serve") return troupe::serve_main(args);
+  if (cmd == "bench") return troupe::bench_main(args);
+  if (cmd == "chat") return troupe::chat_main(args);
   if (cmd == "version" || cmd == "--version") {
     std::printf("troupe %s\n", TROUPE_VERSION);
     return 0;

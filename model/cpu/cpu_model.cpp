@@ -1,0 +1,52 @@
+#include "model/cpu/cpu_model.hpp"
+
+#include "model/cpu/llama.hpp"
+
+#include <stdexcept>
+
+#ifdef TROUPE_CPU_DEEPSEEK
+#include "model/cpu/deepseek.hpp"
+#endif
+
+namespace troupe::cpu {
+namespace {
+
+#ifdef TROUPE_CPU_DEEPSEEK
+// DeepseekCpuModel returns every chunk's last-token logits; the backend asks only for those it samples.
+class DeepseekAdapter final : public CpuModel {
+ public:
+  DeepseekAdapter(const ModelConfig& c, const CpuModelOptions& o)
+      : ckpt_(Checkpoint::open(o.model_dir)), model_(c, ckpt_, o.block_size, o.num_blocks, o.threads) {}
+  const ModelConfig& config() const override { return model_.config(); }
+  std::vector<std::vector<float>> forward(std::span<const Chunk> chunks) override {
+    std::vector<SeqChunk> seqs;
+    for (const auto& c : chunks) seqs.push_back({c.tokens, c.start_pos, c.block_table});
+    auto all = model_.forward(seqs);
+    std::vector<std::vector<float>> out;
+    for (std::size_t i = 0; i < chunks.size(); ++i)
+      if (chunks[i].wants_logits && !chunks[i].tokens.empty()) out.push_back(std::move(all[i]));
+    return out;
+  }
+
+ private:
+  Checkpoint ckpt_;  // the model keeps views into the mapping
+  DeepseekCpuModel model_;
+};
+#endif
+
+}  // namespace
+
+std::unique_ptr<CpuModel> load_cpu_model(const CpuModelOptions& opt) {
+  ModelConfig cfg = load_model_config(opt.model_dir);
+  if (cfg.arch == Arch::llama || cfg.arch == Arch::qwen2) {
+    auto w = opt.dummy_weights ? WeightSource::dummy(opt.seed) : WeightSource::checkpoint(opt.model_dir);
+    return std::make_unique<LlamaModel>(cfg, w, opt.block_size, opt.num_blocks, opt.threads);
+  }
+#ifdef TROUPE_CPU_DEEPSEEK
+  if (cfg.is_deepseek() && !opt.dummy_weights) return std::make_unique<DeepseekAdapter>(cfg, opt);
+#endif
+  throw std::runtime_error("the cpu backend has no " + cfg.architecture +
+                           (opt.dummy_weights ? " with load-format dummy" : "") + " implementation in this build");
+}
+
+}  // namespace troupe::cpu

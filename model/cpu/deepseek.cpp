@@ -1,0 +1,183 @@
+#include "model/cpu/deepseek.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace troupe::cpu {
+
+struct DeepseekCpuModel::Layer {
+  MlaWeights attn;
+  std::vector<float> input_norm, post_norm;
+  bool moe = false;
+  MlpWeights dense;
+  MoeWeights experts;
+};
+
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+
+// A weight as float32: bf16/f16/f32 upcast; FP8 multiplied by its per-block weight_scale_inv.
+std::vector<float> load_f32(const Checkpoint& ck, const std::string& name, const Shape& shape) {
+  const TensorView& t = ck.tensor(name, shape);
+  if (t.dtype != DType::f8_e4m3) return to_f32(t);
+  const std::string scale = name + "_scale_inv";
+  if (!ck.has(scale)) throw CheckpointError(name + ": FP8 weight without " + scale);
+  return to_f32(t, &ck.tensor(scale));
+}
+
+std::int64_t i64(std::uint32_t v) { return static_cast<std::int64_t>(v); }
+
+MlpWeights load_mlp(const Checkpoint& ck, const std::string& p, std::uint32_t hidden, std::uint32_t inter) {
+  MlpWeights m;
+  m.inter = inter;
+  m.gate = load_f32(ck, p + "gate_proj.weight", {i64(inter), i64(hidden)});
+  m.up = load_f32(ck, p + "up_proj.weight", {i64(inter), i64(hidden)});
+  m.down = load_f32(ck, p + "down_proj.weight", {i64(hidden), i64(inter)});
+  return m;
+}
+
+MlaWeights load_mla(const Checkpoint& ck, const ModelConfig& c, const std::string& p) {
+  const std::int64_t H = c.hidden_size, heads = c.num_attention_heads, qk = c.qk_nope_head_dim + c.qk_rope_head_dim;
+  const std::int64_t kvr = c.kv_lora_rank;
+  MlaWeights w;
+  if (c.q_lora_rank) {
+    const std::int64_t r = *c.q_lora_rank;
+    w.q_a = load_f32(ck, p + "q_a_proj.weight", {r, H});
+    w.q_a_norm = load_f32(ck, p + "q_a_layernorm.weight", {r});
+    w.q_b = load_f32(ck, p + "q_b_proj.weight", {heads * qk, r});
+  } else {
+    w.q = load_f32(ck, p + "q_proj.weight", {heads * qk, H});
+  }
+  w.kv_a = load_f32(ck, p + "kv_a_proj_with_mqa.weight", {kvr + c.qk_rope_head_dim, H});
+  w.kv_a_norm = load_f32(ck, p + "kv_a_layernorm.weight", {kvr});
+  w.kv_b = load_f32(ck, p + "kv_b_proj.weight", {heads * (c.qk_nope_head_dim + c.v_head_dim), kvr});
+  w.o = load_f32(ck, p + "o_proj.weight", {H, heads * c.v_head_dim});
+  return w;
+}
+
+}  // namespace
+
+DeepseekCpuModel::DeepseekCpuModel(const ModelConfig& config, const Checkpoint& ckpt, std::uint32_t block_size,
+                                   std::uint32_t num_blocks, unsigned threads)
+    : config_(config), block_size_(block_size), num_blocks_(num_blocks),
+      pool_(std::make_unique<ThreadPool>(threads)) {
+  if (!config_.is_deepseek()) throw std::invalid_argument("DeepseekCpuModel: not a DeepSeek V2/V3 config");
+  if (block_size == 0 || num_blocks == 0) throw std::invalid_argument("DeepseekCpuModel: empty KV cache");
+  if (config_.n_routed_experts && (config_.n_group == 0 || config_.n_routed_experts % config_.n_group))
+    throw std::invalid_argument("DeepseekCpuModel: n_routed_experts is not a multiple of n_group");
+  load(ckpt);
+  mla_ = std::make_unique<Mla>(config_, *pool_);
+  cache_ = std::make_unique<PagedLatentCache>(config_.num_hidden_layers, num_blocks, block_size,
+                                              config_.kv_lora_rank + config_.qk_rope_head_dim);
+}
+
+DeepseekCpuModel::~DeepseekCpuModel() = default;
+
+void DeepseekCpuModel::load(const Checkpoint& ck) {
+  const ModelConfig& c = config_;
+  const std::int64_t H = c.hidden_size, V = c.vocab_size;
+  embed_ = load_f32(ck, "model.embed_tokens.weight", {V, H});
+  final_norm_ = load_f32(ck, "model.norm.weight", {H});
+  lm_head_ = c.tie_word_embeddings ? embed_ : load_f32(ck, "lm_head.weight", {V, H});
+  layers_.resize(c.num_hidden_layers);
+  for (std::uint32_t l = 0; l < c.num_hidden_layers; ++l) {
+    Layer& L = layers_[l];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    L.attn = load_mla(ck, c, p + "self_attn.");
+    L.input_norm = load_f32(ck, p + "input_layernorm.weight", {H});
+    L.post_norm = load_f32(ck, p + "post_attention_layernorm.weight", {H});
+    L.moe = c.is_moe_layer(l);
+    if (!L.moe) {
+      L.dense = load_mlp(ck, p + "mlp.", c.hidden_size, c.intermediate_size);
+      continue;
+    }
+    const std::int64_t E = c.n_routed_experts;
+    L.experts.router = load_f32(ck, p + "mlp.gate.weight", {E, H});
+    if (c.topk_method == "noaux_tc") L.experts.bias = load_f32(ck, p + "mlp.gate.e_score_correction_bias", {E});
+    for (std::uint32_t e = 0; e < c.n_routed_experts; ++e)
+      L.experts.experts.push_back(
+          load_mlp(ck, p + "mlp.experts." + std::to_string(e) + ".", c.hidden_size, c.moe_intermediate_size));
+    if (c.n_shared_experts)
+      L.experts.shared =
+          load_mlp(ck, p + "mlp.shared_experts.", c.hidden_size, c.moe_intermediate_size * c.n_shared_experts);
+  }
+}
+
+void DeepseekCpuModel::validate(std::span<const SeqChunk> chunks) const {
+  for (std::size_t s = 0; s < chunks.size(); ++s) {
+    const SeqChunk& ch = chunks[s];
+    const std::string where = "DeepseekCpuModel: chunk " + std::to_string(s) + ": ";
+    if (ch.tokens.empty()) continue;  // an empty chunk computes nothing and gets empty logits
+    for (std::int32_t t : ch.tokens)
+      if (t < 0 || std::uint32_t(t) >= config_.vocab_size)
+        throw std::invalid_argument(where + "token id " + std::to_string(t) + " outside the vocabulary");
+    const std::size_t end = std::size_t(ch.start_pos) + ch.tokens.size();
+    const std::size_t need = (end + block_size_ - 1) / block_size_;
+    if (ch.block_table.size() < need)
+      throw std::invalid_argument(where + "block table has " + std::to_string(ch.block_table.size()) +
+                                  " blocks, positions up to " + std::to_string(end) + " need " + std::to_string(need));
+    for (std::size_t i = 0; i < need; ++i)
+      if (ch.block_table[i] >= num_blocks_)
+        throw std::invalid_argument(where + "block id " + std::to_string(ch.block_table[i]) + " out of range");
+  }
+}
+
+void DeepseekCpuModel::layer_forward(std::uint32_t l, const AttnBatch& b, std::vector<float>& x,
+                                     AttentionForm form) {
+  const Layer& L = layers_[l];
+  const std::size_t T = b.tokens(), H = config_.hidden_size;
+  const float eps = float(config_.rms_norm_eps);
+  std::vector<float> h = x, y(T * H);
+  rms_norm_rows(h.data(), T, H, H, L.input_norm.data(), eps);
+  mla_->forward(L.attn, l, b, h.data(), y.data(), *cache_, form);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+  h = x;
+  rms_norm_rows(h.data(), T, H, H, L.post_norm.data(), eps);
+  if (L.moe)
+    moe_forward(*pool_, config_, L.experts, h.data(), T, y.data());
+  else
+    mlp_forward(*pool_, L.dense, config_.hidden_size, h.data(), T, y.data());
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+}
+
+std::vector<std::vector<float>> DeepseekCpuModel::forward(std::span<const SeqChunk> chunks,
+                                                          const ForwardOptions& opt) {
+  validate(chunks);
+  AttnBatch b;
+  std::uint32_t total = 0;
+  for (const SeqChunk& ch : chunks) {
+    b.offset.push_back(total);
+    b.count.push_back(std::uint32_t(ch.tokens.size()));
+    b.start.push_back(ch.start_pos);
+    b.tables.push_back(ch.block_table);
+    total += std::uint32_t(ch.tokens.size());
+  }
+  const std::size_t H = config_.hidden_size, V = config_.vocab_size;
+  std::vector<float> x(total * H);
+  std::size_t t = 0;
+  for (const SeqChunk& ch : chunks)
+    for (std::int32_t tok : ch.tokens) std::copy_n(embed_.data() + std::size_t(tok) * H, H, x.data() + H * t++);
+  for (std::uint32_t l = 0; l < config_.num_hidden_layers; ++l) layer_forward(l, b, x, opt.attention);
+
+  // Only the rows whose logits are wanted go through the final norm and lm_head.
+  std::vector<std::size_t> rows;
+  for (std::size_t s = 0; s < chunks.size(); ++s)
+    for (std::uint32_t i = opt.all_logits || b.count[s] == 0 ? 0 : b.count[s] - 1; i < b.count[s]; ++i)
+      rows.push_back(b.offset[s] + i);
+  std::vector<float> h(rows.size() * H), logits(rows.size() * V);
+  for (std::size_t r = 0; r < rows.size(); ++r) std::copy_n(x.data() + rows[r] * H, H, h.data() + r * H);
+  rms_norm_rows(h.data(), rows.size(), H, H, final_norm_.data(), float(config_.rms_norm_eps));
+  linear(*pool_, h.data(), rows.size(), H, lm_head_.data(), V, logits.data());
+  std::vector<std::vector<float>> out(chunks.size());
+  std::size_t r = 0;
+  for (std::size_t s = 0; s < chunks.size(); ++s) {
+    const std::size_t n = opt.all_logits ? b.count[s] : std::min<std::size_t>(b.count[s], 1);
+    out[s].assign(logits.begin() + r * V, logits.begin() + (r + n) * V);
+    r += n;
+  }
+  return out;
+}
+
+}  // namespace troupe::cpu

@@ -1,0 +1,222 @@
+#include "model/cpu/llama.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace troupe::cpu {
+
+std::vector<float> llama_inv_freq(const ModelConfig& c) {
+  std::uint32_t dim = c.head_dim;
+  std::vector<float> f(dim / 2);
+  // float32 as transformers computes it: base ** (arange(0, dim, 2) / dim)
+  for (std::uint32_t i = 0; i < dim / 2; ++i) f[i] = 1.0f / std::pow(float(c.rope_theta), float(2 * i) / float(dim));
+  const auto& s = c.rope_scaling;
+  if (s.type == "linear") {
+    for (auto& x : f) x /= float(s.factor);
+  } else if (s.type == "llama3") {
+    double old_len = s.original_max_position_embeddings;
+    double low_wavelen = old_len / s.low_freq_factor, high_wavelen = old_len / s.high_freq_factor;
+    for (auto& x : f) {
+      double wavelen = 2 * M_PI / x;
+      if (wavelen < high_wavelen) continue;  // high frequencies keep their rotation
+      if (wavelen > low_wavelen) {
+        x = float(x / s.factor);
+      } else {
+        double smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        x = float((1 - smooth) * x / s.factor + smooth * x);
+      }
+    }
+  } else if (!s.type.empty()) {
+    throw std::invalid_argument("llama cpu model: rope_scaling type '" + s.type + "' is not supported");
+  }
+  return f;
+}
+
+PagedKv::PagedKv(std::uint32_t layers, std::uint32_t block_size, std::uint32_t num_blocks, std::uint32_t kv_dim)
+    : layers_(layers), block_size_(block_size), kv_dim_(kv_dim), blocks_(num_blocks) {}
+
+float* PagedKv::k(std::uint32_t block, std::uint32_t layer, std::uint32_t slot) {
+  auto& b = blocks_.at(block);
+  if (!b) b = std::make_unique<float[]>(std::size_t(layers_) * block_size_ * 2 * kv_dim_);
+  return b.get() + (std::size_t(layer) * block_size_ + slot) * 2 * kv_dim_;
+}
+
+const float* PagedKv::k(std::uint32_t block, std::uint32_t layer, std::uint32_t slot) const {
+  const auto& b = blocks_.at(block);
+  if (!b) throw std::logic_error("KV block " + std::to_string(block) + " read before it was written");
+  return b.get() + (std::size_t(layer) * block_size_ + slot) * 2 * kv_dim_;
+}
+
+struct LlamaModel::Batch {
+  std::size_t rows = 0;
+  std::vector<std::int64_t> pos;            // per row
+  std::vector<const Chunk*> chunk;          // per row
+  std::vector<std::size_t> logits_rows;     // rows whose logits are returned, in chunk order
+};
+
+LlamaModel::LlamaModel(const ModelConfig& config, WeightSource& weights, std::uint32_t block_size,
+                       std::uint32_t num_blocks, unsigned threads)
+    : cfg_(config),
+      hd_(config.head_dim),
+      q_dim_(config.num_attention_heads * config.head_dim),
+      kv_dim_(config.num_key_value_heads * config.head_dim),
+      threads_(std::make_unique<dense::Threads>(threads)),
+      kv_(config.num_hidden_layers, block_size, num_blocks, config.num_key_value_heads * config.head_dim) {
+  if (cfg_.arch != Arch::llama && cfg_.arch != Arch::qwen2)
+    throw std::invalid_argument("llama cpu model: architecture " + cfg_.architecture + " is not Llama or Qwen2");
+  if (block_size == 0) throw std::invalid_argument("llama cpu model: block size 0");
+  inv_freq_ = llama_inv_freq(cfg_);
+  load(weights);
+}
+
+void LlamaModel::load(WeightSource& w) {
+  std::int64_t d = cfg_.hidden_size, v = cfg_.vocab_size, ff = cfg_.intermediate_size;
+  embed_ = w.get("model.embed_tokens.weight", {v, d});
+  final_norm_ = w.get("model.norm.weight", {d}, Init::ones);
+  if (!cfg_.tie_word_embeddings) lm_head_ = w.get("lm_head.weight", {v, d});
+  layers_.resize(cfg_.num_hidden_layers);
+  for (std::uint32_t i = 0; i < cfg_.num_hidden_layers; ++i) {
+    std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer& L = layers_[i];
+    L.attn_norm = w.get(p + "input_layernorm.weight", {d}, Init::ones);
+    L.mlp_norm = w.get(p + "post_attention_layernorm.weight", {d}, Init::ones);
+    L.wq = w.get(p + "self_attn.q_proj.weight", {q_dim_, d});
+    L.wk = w.get(p + "self_attn.k_proj.weight", {kv_dim_, d});
+    L.wv = w.get(p + "self_attn.v_proj.weight", {kv_dim_, d});
+    L.wo = w.get(p + "self_attn.o_proj.weight", {d, q_dim_});
+    if (cfg_.attention_bias) {
+      L.bq = w.get(p + "self_attn.q_proj.bias", {q_dim_}, Init::zeros);
+      L.bk = w.get(p + "self_attn.k_proj.bias", {kv_dim_}, Init::zeros);
+      L.bv = w.get(p + "self_attn.v_proj.bias", {kv_dim_}, Init::zeros);
+    }
+    L.gate = w.get(p + "mlp.gate_proj.weight", {ff, d});
+    L.up = w.get(p + "mlp.up_proj.weight", {ff, d});
+    L.down = w.get(p + "mlp.down_proj.weight", {d, ff});
+  }
+  w.done();
+}
+
+void LlamaModel::validate(std::span<const Chunk> chunks) const {
+  for (const auto& c : chunks) {
+    for (auto t : c.tokens)
+      if (t < 0 || std::uint32_t(t) >= cfg_.vocab_size)
+        throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
+    std::size_t end = c.start_pos + c.tokens.size();
+    if (c.block_table.size() * kv_.block_size() < end)
+      throw std::invalid_argument("block table of " + std::to_string(c.block_table.size()) + " blocks cannot hold " +
+                                  std::to_string(end) + " tokens");
+    for (auto b : c.block_table)
+      if (b >= kv_.num_blocks()) throw std::invalid_argument("block id " + std::to_string(b) + " out of range");
+  }
+}
+
+// Half-split rotation (HF rotate_half): pairs (i, i + head_dim/2).
+void LlamaModel::rope(float* v, std::size_t heads, std::int64_t pos) const {
+  std::size_t half = hd_ / 2;
+  for (std::size_t i = 0; i < half; ++i) {
+    float angle = float(pos) * inv_freq_[i];
+    float c = std::cos(angle), s = std::sin(angle);
+    for (std::size_t h = 0; h < heads; ++h) {
+      float* x = v + h * hd_;
+      float x0 = x[i], x1 = x[i + half];
+      x[i] = x0 * c - x1 * s;
+      x[i + half] = x1 * c + x0 * s;
+    }
+  }
+}
+
+void LlamaModel::attention(std::uint32_t l, const Batch& b, std::vector<float>& x) {
+  const Layer& L = layers_[l];
+  std::size_t d = cfg_.hidden_size, T = b.rows;
+  std::vector<float> xn(T * d), q(T * q_dim_), k(T * kv_dim_), v(T * kv_dim_), att(T * q_dim_), o(T * d);
+  for (std::size_t t = 0; t < T; ++t)
+    dense::rms_norm(&x[t * d], L.attn_norm.data(), d, float(cfg_.rms_norm_eps), &xn[t * d]);
+  auto bias = [](const std::vector<float>& bv) { return bv.empty() ? nullptr : bv.data(); };
+  dense::linear(*threads_, xn.data(), T, d, L.wq.data(), q_dim_, q.data(), bias(L.bq));
+  dense::linear(*threads_, xn.data(), T, d, L.wk.data(), kv_dim_, k.data(), bias(L.bk));
+  dense::linear(*threads_, xn.data(), T, d, L.wv.data(), kv_dim_, v.data(), bias(L.bv));
+  std::uint32_t bs = kv_.block_size();
+  for (std::size_t t = 0; t < T; ++t) {
+    rope(&q[t * q_dim_], cfg_.num_attention_heads, b.pos[t]);
+    rope(&k[t * kv_dim_], cfg_.num_key_value_heads, b.pos[t]);
+    auto p = std::uint32_t(b.pos[t]);
+    float* dst = kv_.k(b.chunk[t]->block_table[p / bs], l, p % bs);
+    std::copy_n(&k[t * kv_dim_], kv_dim_, dst);
+    std::copy_n(&v[t * kv_dim_], kv_dim_, dst + kv_dim_);
+  }
+  std::size_t H = cfg_.num_attention_heads, group = H / cfg_.num_key_value_heads;
+  float scale = 1.0f / std::sqrt(float(hd_));
+  threads_->run(T * H, [&](std::size_t begin, std::size_t end) {
+    std::vector<float> score;
+    for (std::size_t th = begin; th < end; ++th) {
+      std::size_t t = th / H, h = th % H, kvh = h / group, n = std::size_t(b.pos[t]) + 1;
+      const float* qh = &q[t * q_dim_ + h * hd_];
+      const auto& table = b.chunk[t]->block_table;
+      score.resize(n);
+      float mx = -INFINITY;
+      for (std::size_t j = 0; j < n; ++j) {
+        score[j] = dense::dot(qh, kv_.k(table[j / bs], l, j % bs) + kvh * hd_, hd_) * scale;
+        mx = std::max(mx, score[j]);
+      }
+      float sum = 0;
+      for (auto& s : score) sum += (s = std::exp(s - mx));
+      float* out = &att[t * q_dim_ + h * hd_];
+      std::fill_n(out, hd_, 0.0f);
+      for (std::size_t j = 0; j < n; ++j) {
+        const float* vj = kv_.v(table[j / bs], l, j % bs) + kvh * hd_;
+        float p = score[j] / sum;
+        for (std::size_t e = 0; e < hd_; ++e) out[e] += p * vj[e];
+      }
+    }
+  });
+  dense::linear(*threads_, att.data(), T, q_dim_, L.wo.data(), d, o.data());
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+}
+
+void LlamaModel::mlp(std::uint32_t l, const Batch& b, std::vector<float>& x) {
+  const Layer& L = layers_[l];
+  std::size_t d = cfg_.hidden_size, T = b.rows, ff = cfg_.intermediate_size;
+  std::vector<float> xn(T * d), g(T * ff), u(T * ff), o(T * d);
+  for (std::size_t t = 0; t < T; ++t)
+    dense::rms_norm(&x[t * d], L.mlp_norm.data(), d, float(cfg_.rms_norm_eps), &xn[t * d]);
+  dense::linear(*threads_, xn.data(), T, d, L.gate.data(), ff, g.data());
+  dense::linear(*threads_, xn.data(), T, d, L.up.data(), ff, u.data());
+  for (std::size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  dense::linear(*threads_, g.data(), T, ff, L.down.data(), d, o.data());
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+}
+
+std::vector<std::vector<float>> LlamaModel::forward(std::span<const Chunk> chunks) {
+  validate(chunks);
+  Batch b;
+  for (const auto& c : chunks) {
+    for (std::size_t i = 0; i < c.tokens.size(); ++i) {
+      b.pos.push_back(std::int64_t(c.start_pos + i));
+      b.chunk.push_back(&c);
+    }
+    if (c.wants_logits && !c.tokens.empty()) b.logits_rows.push_back(b.pos.size() - 1);
+  }
+  b.rows = b.pos.size();
+  std::size_t d = cfg_.hidden_size;
+  std::vector<float> x(b.rows * d);
+  std::size_t row = 0;
+  for (const auto& c : chunks)
+    for (auto t : c.tokens) std::copy_n(&embed_[std::size_t(t) * d], d, &x[d * row++]);
+  for (std::uint32_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    attention(l, b, x);
+    mlp(l, b, x);
+  }
+  std::size_t R = b.logits_rows.size();
+  std::vector<float> xn(R * d), logits(R * cfg_.vocab_size);
+  for (std::size_t r = 0; r < R; ++r)
+    dense::rms_norm(&x[b.logits_rows[r] * d], final_norm_.data(), d, float(cfg_.rms_norm_eps), &xn[r * d]);
+  const auto& head = lm_head_.empty() ? embed_ : lm_head_;
+  dense::linear(*threads_, xn.data(), R, d, head.data(), cfg_.vocab_size, logits.data());
+  std::vector<std::vector<float>> out(R);
+  for (std::size_t r = 0; r < R; ++r)
+    out[r].assign(logits.begin() + std::ptrdiff_t(r * cfg_.vocab_size),
+                  logits.begin() + std::ptrdiff_t((r + 1) * cfg_.vocab_size));
+  return out;
+}
+
+}  // namespace troupe::cpu

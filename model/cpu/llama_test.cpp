@@ -1,0 +1,143 @@
+#define BOOST_TEST_MODULE llama_cpu
+#include "model/cpu/llama.hpp"
+#include "model/checkpoint/checkpoint_test_util.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+using namespace troupe;
+using namespace troupe::cpu;
+
+namespace {
+ModelConfig tiny(Arch arch = Arch::llama) {
+  ModelConfig c;
+  c.arch = arch;
+  c.architecture = arch == Arch::llama ? "LlamaForCausalLM" : "Qwen2ForCausalLM";
+  c.vocab_size = 50;
+  c.hidden_size = 32;
+  c.intermediate_size = 40;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.attention_bias = arch == Arch::qwen2;
+  c.rms_norm_eps = 1e-5;
+  return c;
+}
+
+std::unique_ptr<LlamaModel> dummy(const ModelConfig& c, unsigned threads, std::uint32_t bs = 4) {
+  auto w = WeightSource::dummy(7);
+  return std::make_unique<LlamaModel>(c, w, bs, 32, threads);
+}
+
+const std::vector<std::int32_t> kSeq = {1, 5, 9, 13, 2, 44, 7, 30, 21, 3, 8};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(same_logits_for_any_thread_count) {
+  auto a = dummy(tiny(), 1), b = dummy(tiny(), 3);
+  std::vector<std::uint32_t> table = {0, 1, 2};
+  Chunk c{kSeq, 0, table, true};
+  auto la = a->forward(std::span(&c, 1)), lb = b->forward(std::span(&c, 1));
+  BOOST_TEST(la == lb);  // bit for bit
+}
+
+BOOST_AUTO_TEST_CASE(chunked_prefill_and_mixed_batch_match_one_shot) {
+  for (Arch arch : {Arch::llama, Arch::qwen2}) {
+    auto one = dummy(tiny(arch), 2), split = dummy(tiny(arch), 2);
+    std::vector<std::uint32_t> t1 = {0, 1, 2}, t2 = {9, 4, 7}, t3 = {20, 21, 22};
+    Chunk whole{kSeq, 0, t1, true};
+    auto want = one->forward(std::span(&whole, 1))[0];
+    // Step 1: the first 5 tokens of sequence A (no logits) with the 3 first tokens of sequence B.
+    std::span<const std::int32_t> seq(kSeq);
+    Chunk s1[] = {{seq.subspan(0, 5), 0, t2, false}, {seq.subspan(0, 3), 0, t3, true}};
+    BOOST_TEST(split->forward(s1).size() == 1u);
+    // Step 2: the rest of A, and B's decode token.
+    Chunk s2[] = {{seq.subspan(5), 5, t2, true}, {seq.subspan(3, 1), 3, t3, true}};
+    auto got = split->forward(s2);
+    BOOST_REQUIRE(got.size() == 2u);
+    float err = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) err = std::max(err, std::abs(want[i] - got[0][i]));
+    BOOST_TEST(err < 1e-5f);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_inputs_are_refused) {
+  auto m = dummy(tiny(), 1);
+  std::vector<std::uint32_t> table = {0};
+  std::vector<std::int32_t> bad = {99};
+  Chunk c{bad, 0, table, true};
+  BOOST_CHECK_THROW(m->forward(std::span(&c, 1)), std::invalid_argument);
+  Chunk too_long{kSeq, 0, table, true};  // 11 tokens, one 4-token block
+  BOOST_CHECK_THROW(m->forward(std::span(&too_long, 1)), std::invalid_argument);
+  auto deepseek = tiny();
+  deepseek.arch = Arch::deepseek_v3;
+  BOOST_CHECK_THROW(dummy(deepseek, 1), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(rope_frequencies) {
+  auto c = tiny();
+  c.head_dim = 4;
+  c.rope_theta = 10000;
+  auto f = llama_inv_freq(c);
+  BOOST_TEST(f.size() == 2u);
+  BOOST_TEST(f[0] == 1.0f);
+  BOOST_TEST(f[1] == 0.01f, boost::test_tools::tolerance(1e-6f));
+  // Llama-3.1 scaling: wavelengths above old_len/low_freq_factor are divided by factor, below
+  // old_len/high_freq_factor kept, in between smoothed.
+  c.head_dim = 128;
+  c.rope_theta = 500000;
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8;
+  c.rope_scaling.original_max_position_embeddings = 8192;
+  auto plain = c;
+  plain.rope_scaling.type.clear();
+  auto s = llama_inv_freq(c), p = llama_inv_freq(plain);
+  BOOST_TEST(s[0] == p[0]);                                           // wavelength 2*pi: high frequency
+  BOOST_TEST(s[63] == p[63] / 8, boost::test_tools::tolerance(1e-6f));  // longest wavelength
+  int mid = 0;
+  for (int i = 0; i < 64; ++i) mid += (s[i] != p[i] && std::abs(s[i] - p[i] / 8) > 1e-9f * p[i]) ? 1 : 0;
+  BOOST_TEST(mid > 0);
+}
+
+BOOST_AUTO_TEST_CASE(dummy_weights_are_seeded) {
+  auto a = dummy_values(1, "w", 1000, 0.02f), b = dummy_values(1, "w", 1000, 0.02f), c = dummy_values(2, "w", 1000, 0.02f);
+  BOOST_TEST(a == b);
+  BOOST_TEST(a != c);
+  double s2 = 0;
+  for (float v : a) s2 += double(v) * v;
+  BOOST_TEST(std::sqrt(s2 / 1000) == 0.02, boost::test_tools::tolerance(0.1));
+}
+
+BOOST_AUTO_TEST_CASE(loads_a_checkpoint_and_refuses_a_wrong_shape) {
+  testing::TempDir dir;
+  auto c = tiny();
+  c.num_hidden_layers = 1;
+  c.tie_word_embeddings = true;
+  std::vector<testing::Entry> es;
+  auto add = [&](const std::string& n, std::vector<std::int64_t> shape) {
+    std::size_t k = 1;
+    for (auto d : shape) k *= std::size_t(d);
+    es.push_back(testing::f32_entry(n, shape, dummy_values(3, n, k, 0.02f)));
+  };
+  add("model.embed_tokens.weight", {50, 32});
+  add("model.norm.weight", {32});
+  std::string p = "model.layers.0.";
+  for (auto n : {"input_layernorm.weight", "post_attention_layernorm.weight"}) add(p + n, {32});
+  add(p + "self_attn.q_proj.weight", {32, 32});
+  add(p + "self_attn.k_proj.weight", {16, 32});
+  add(p + "self_attn.v_proj.weight", {16, 32});
+  add(p + "self_attn.o_proj.weight", {32, 32});
+  add(p + "mlp.gate_proj.weight", {40, 32});
+  add(p + "mlp.up_proj.weight", {40, 32});
+  add(p + "mlp.down_proj.weight", {40, 32});  // transposed on purpose
+  testing::write_safetensors(dir.path + "/model.safetensors", es);
+  auto w = WeightSource::checkpoint(dir.path);
+  try {
+    LlamaModel m(c, w, 4, 4, 1);
+    BOOST_FAIL("a misshapen down_proj was accepted");
+  } catch (const CheckpointError& e) {
+    BOOST_TEST(std::string(e.what()).find("mlp.down_proj.weight' has shape [40, 32], expected [32, 40]") !=
+               std::string::npos);
+  }
+}

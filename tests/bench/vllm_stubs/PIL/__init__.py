@@ -1,0 +1,1 @@
+# Placeholder for Pillow when it is not installed: the random dataset never opens an image.

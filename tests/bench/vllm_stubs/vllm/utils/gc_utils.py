@@ -1,0 +1,5 @@
+import gc
+
+
+def freeze_gc_heap():
+    gc.freeze()
