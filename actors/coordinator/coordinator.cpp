@@ -151,13 +151,15 @@ void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, s
     return startup_done(st, std::string("model '") + c.model + "': " + e.what());
   }
   st.frontend = self->spawn<caf::linked>(http_frontend, fo, st.sched, codec);
+  // Health goes out before the frontend binds (one sender, so in order): the first request after the
+  // "serving" line must not find the frontend still thinking it is starting.
+  st.healthy = true;
+  st.health_message = "ok";
+  publish_health(st);
   self->request(st.frontend, std::chrono::seconds(30), started_atom::value)
     .then(
       [stp](std::uint16_t port) {
         stp->port = port;
-        stp->healthy = true;
-        stp->health_message = "ok";
-        publish_health(*stp);
         startup_done(*stp, "");
       },
       [self, stp](caf::error& err) { startup_done(*stp, "the HTTP frontend failed to start: " + self->system().render(err)); });

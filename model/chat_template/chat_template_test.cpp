@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(golden_cases_match_python_jinja2) {
 }
 
 BOOST_AUTO_TEST_CASE(tokenizer_config_loading) {
-  ChatTemplate t = ChatTemplate::from_tokenizer_config(std::string(TROUPE_SOURCE_DIR) + "/../shared/data/deepseek-r1/tokenizer_config.json");
+  ChatTemplate t = ChatTemplate::from_tokenizer_config(std::string(TROUPE_SOURCE_DIR) + "/tests/data/tokenizer/deepseek-r1/tokenizer_config.json");
   BOOST_CHECK_EQUAL(t.bos_token(), "<｜begin▁of▁sentence｜>");
   BOOST_CHECK_EQUAL(t.eos_token(), "<｜end▁of▁sentence｜>");
   std::string out = t.render(json{{"messages", json::array({{{"role", "user"}, {"content", "hi"}}})},
