@@ -90,6 +90,20 @@ void SimCluster::submit(std::uint64_t id, const std::vector<std::int32_t>& promp
                  sink);
 }
 
+void SimCluster::submit_greedy(std::uint64_t id, const std::vector<std::int32_t>& prompt, std::uint32_t max_tokens) {
+  caf::anon_send(sched,
+                 SubmitMsg::make([&](schema::SubmitRequest::Builder b) {
+                   b.setRequestId(id);
+                   auto t = b.initPromptTokens(static_cast<unsigned>(prompt.size()));
+                   for (unsigned i = 0; i < prompt.size(); ++i) t.set(i, prompt[i]);
+                   auto s = b.initSampling();
+                   s.setMaxTokens(max_tokens);
+                   s.setTemperature(0.0f);
+                   s.setIgnoreEos(true);
+                 }),
+                 sink);
+}
+
 void SimCluster::abort(std::uint64_t id) {
   caf::anon_send(sched, AbortMsg::make([&](schema::AbortRequest::Builder b) {
                    b.setRequestId(id);

@@ -41,6 +41,8 @@ class SimCluster {
   explicit SimCluster(Config cfg);
   ~SimCluster();
   void submit(std::uint64_t id, const std::vector<std::int32_t>& prompt, std::uint32_t max_tokens);
+  // Greedy (temperature 0), for backends that sample from real logits.
+  void submit_greedy(std::uint64_t id, const std::vector<std::int32_t>& prompt, std::uint32_t max_tokens);
   void abort(std::uint64_t id);
   schema::MetricsSnapshot::Reader kv_metrics_into(MetricsMsg& holder);
   // Polls the kv manager until every block is free; returns {free, total}.
