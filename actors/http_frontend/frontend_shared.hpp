@@ -34,8 +34,9 @@ struct FrontendShared {
   std::mutex mu;
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestContext>> live;
   std::string health_message = "starting";  // under mu
-  // Scheduler send -> chunks handed to the connection, per streamed token (frontend actor only).
-  LatencyLog token_overhead;
+  // Per streamed token (frontend actor only): the frontend's own work, and scheduler send -> chunk queued.
+  LatencyLog token_cost;
+  LatencyLog token_latency;
 };
 
 // Asks the scheduler to stop engine request `id` (its blocks go back to the pool).
