@@ -1,6 +1,6 @@
 #include "actors/coordinator/coordinator.hpp"
 
-#include "actors/gpu_worker/cpu_backend.hpp"
+#include "actors/coordinator/model_settings.hpp"
 #include "actors/gpu_worker/gpu_worker.hpp"
 #include "actors/http_frontend/frontend_actor.hpp"
 #include "actors/kv_cache/kv_cache_actor.hpp"
@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <random>
 
 namespace troupe {
 namespace {
@@ -29,6 +30,8 @@ struct CoordState {
   bool healthy = false;
   std::string health_message = "starting";
   std::uint32_t workers_ready = 0;
+  // Names this deployment's tensor-parallel group: deployments in one process (tests) never share one.
+  std::uint64_t group_id = (std::uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
 };
 using StatePtr = std::shared_ptr<CoordState>;
 
@@ -64,7 +67,7 @@ std::uint32_t default_num_blocks(const Config& c) {
   return static_cast<std::uint32_t>(std::min<std::uint64_t>(per_seq * c.max_num_seqs, 1u << 22));
 }
 
-WorkerInitMsg init_msg(const Config& c, std::uint32_t rank) {
+WorkerInitMsg init_msg(const Config& c, std::uint32_t rank, std::uint64_t group_id) {
   return WorkerInitMsg::make([&](schema::WorkerInit::Builder b) {
     b.setRank(rank);
     b.setWorldSize(static_cast<std::uint32_t>(c.tensor_parallel_size));
@@ -74,6 +77,7 @@ WorkerInitMsg init_msg(const Config& c, std::uint32_t rank) {
     b.setNumBlocks(default_num_blocks(c));
     b.setSeed(c.seed);
     b.setLoadFormat(c.load_format);
+    b.setGroupId(group_id);
     auto sim = b.initSim();
     sim.setStepUs(c.sim.step_us);
     sim.setPrefillTokenUs(c.sim.prefill_token_us);
@@ -91,7 +95,7 @@ void spawn_workers(coordinator_actor::pointer self, const StatePtr& stp) {
   for (std::uint32_t r = 0; r < n; ++r) {
     auto w = self->spawn<caf::detached + caf::monitored>(gpu_worker);
     st.workers.push_back(w);
-    self->request(w, std::chrono::minutes(30), init_msg(st.cfg, r))
+    self->request(w, std::chrono::minutes(30), init_msg(st.cfg, r, st.group_id))
       .then(
         [self, stp, n, min_blocks](const WorkerReadyMsg& ready) {
           auto v = ready.view();
@@ -104,18 +108,6 @@ void spawn_workers(coordinator_actor::pointer self, const StatePtr& stp) {
           startup_done(*stp, "gpu worker " + std::to_string(r) + " failed to start: " + self->system().render(err));
         });
   }
-}
-
-// No model: the sim backend's byte vocabulary. A model directory: its tokenizer and chat template.
-std::shared_ptr<const TextCodec> make_codec(const Config& c) {
-  if (c.model.empty()) return std::make_shared<ByteCodec>();
-  return load_tokenizer_codec(c.model);
-}
-
-// `model` left empty means the embedded default (models/stories260K) for a backend that runs a model;
-// the sim backend runs none and keeps its byte vocabulary.
-void resolve_default_model(Config& c) {
-  if (c.model.empty() && c.backend != "sim") c.model = default_model_dir();
 }
 
 void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, std::uint32_t num_blocks) {
@@ -147,6 +139,10 @@ void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, s
   std::shared_ptr<const TextCodec> codec;
   try {
     codec = make_codec(c);
+    fo.generation = load_generation_config(c.model);
+    if (!fo.generation.empty())
+      spdlog::info("default sampling parameters from {}/generation_config.json: {}", c.model,
+                   fo.generation.describe());
   } catch (const std::exception& e) {
     return startup_done(st, std::string("model '") + c.model + "': " + e.what());
   }
@@ -176,7 +172,11 @@ void shutdown_all(coordinator_actor::pointer self, CoordState& st) {
 coordinator_actor::behavior_type coordinator(coordinator_actor::pointer self, Config cfg) {
   auto stp = std::make_shared<CoordState>();
   stp->cfg = std::move(cfg);
-  resolve_default_model(stp->cfg);
+  try {
+    resolve_model_settings(stp->cfg);  // serve has checked it already; sim harnesses come straight here
+  } catch (const ConfigError& e) {
+    stp->failed = e.what();
+  }
   self->set_down_handler([self, stp](caf::scheduled_actor*, caf::down_msg& dm) {
     auto& st = *stp;
     for (std::size_t r = 0; r < st.workers.size(); ++r) {
@@ -188,7 +188,7 @@ coordinator_actor::behavior_type coordinator(coordinator_actor::pointer self, Co
       if (!st.started && st.failed.empty()) startup_done(st, st.health_message);
     }
   });
-  spawn_workers(self, stp);
+  if (stp->failed.empty()) spawn_workers(self, stp);
   return {
     [self, stp](started_atom) -> caf::result<std::uint16_t> {
       if (stp->started) return stp->port;

@@ -21,8 +21,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual BackendInfo init(schema::WorkerInit::Reader init) = 0;  // throws std::runtime_error on failure
-  // Executes the scheduled tokens; returns the sampled token of each request with sample_now().
-  virtual std::unordered_map<std::uint64_t, std::int32_t> execute(const std::vector<WorkerRequest*>& batch) = 0;
+  // Executes the scheduled tokens; returns the sampled token of each request with sample_now(), with its
+  // logprobs (sampled token + top N) when the request's sampling.logprobs >= 0.
+  virtual SampledTokens execute(const std::vector<WorkerRequest*>& batch) = 0;
 };
 
 // Throws std::runtime_error naming the backend when it does not exist in this build.

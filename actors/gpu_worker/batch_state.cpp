@@ -76,11 +76,11 @@ std::string BatchState::apply(schema::StepPlan::Reader plan) {
   return {};
 }
 
-void BatchState::commit(const std::unordered_map<std::uint64_t, std::int32_t>& sampled) {
+void BatchState::commit(const SampledTokens& sampled) {
   for (auto* r : scheduled_) {
     r->num_computed += r->num_scheduled;
     r->num_scheduled = 0;
-    if (auto it = sampled.find(r->id); it != sampled.end()) r->tokens.push_back(it->second);
+    if (auto it = sampled.find(r->id); it != sampled.end()) r->tokens.push_back(it->second.token);
   }
   scheduled_.clear();
 }

@@ -28,6 +28,9 @@ struct WorkerRequest {
   bool sample_now() const { return num_scheduled > 0 && num_computed + num_scheduled >= tokens.size(); }
 };
 
+// What a step sampled, per request: the token and, when the request asked for them, its logprobs.
+using SampledTokens = std::unordered_map<std::uint64_t, SampleResult>;
+
 // The schema's sampling params as the sampler takes them.
 SamplingOptions sampling_options(schema::SamplingParams::Reader p, std::int32_t eos_token_id);
 
@@ -37,7 +40,7 @@ class BatchState {
   // Applies the plan's diffs; returns an error message, or empty when the plan is consistent.
   std::string apply(schema::StepPlan::Reader plan);
   // After execution: the scheduled tokens now have KV; sampled tokens join the requests that sampled.
-  void commit(const std::unordered_map<std::uint64_t, std::int32_t>& sampled);
+  void commit(const SampledTokens& sampled);
 
   std::vector<WorkerRequest*> scheduled() const { return scheduled_; }
   std::size_t size() const { return requests_.size(); }

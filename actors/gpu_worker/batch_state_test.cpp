@@ -35,7 +35,7 @@ BOOST_AUTO_TEST_CASE(follows_diffs_and_samples_when_the_prompt_is_complete) {
   });
   BOOST_CHECK_EQUAL(bs.apply(*next.view()), "");
   BOOST_CHECK(bs.scheduled()[0]->sample_now());
-  bs.commit({{1, 42}});
+  bs.commit({{1, SampleResult{42, 0, {}}}});
   BOOST_CHECK_EQUAL(bs.size(), 1u);
 }
 
@@ -58,4 +58,17 @@ BOOST_AUTO_TEST_CASE(sim_tokens_depend_on_position_not_batching) {
   BOOST_CHECK_EQUAL(a, SimBackend::token_at(17, 0, 10));
   BOOST_CHECK(a >= 32 && a < 127);  // printable text, never an EOS id
   BOOST_CHECK_CLOSE(SimBackend::step_us(100, 2, 10, 50, 3), 230.0, 1e-9);
+}
+
+BOOST_AUTO_TEST_CASE(sim_fake_logprobs_are_deterministic) {
+  auto s = SimBackend::fake_logprobs('a', 3);
+  BOOST_CHECK_EQUAL(s.token, 'a');
+  BOOST_CHECK_EQUAL(s.logprob, 0.0f);
+  BOOST_REQUIRE_EQUAL(s.top.size(), 3u);
+  BOOST_CHECK_EQUAL(s.top[0].token, 'a');
+  BOOST_CHECK_EQUAL(s.top[0].logprob, 0.0f);
+  BOOST_CHECK(s.top[1].token != 'a' && s.top[2].token != 'a' && s.top[1].token != s.top[2].token);
+  BOOST_CHECK_EQUAL(s.top[2].logprob, -2.0f);
+  BOOST_CHECK(SimBackend::fake_logprobs('~', 0).top.empty());
+  BOOST_CHECK_EQUAL(SimBackend::fake_logprobs('~', 20).top.size(), 20u);
 }

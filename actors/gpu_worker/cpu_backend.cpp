@@ -23,6 +23,10 @@ BackendInfo CpuBackend::init(schema::WorkerInit::Reader init) {
   o.seed = init.getSeed();
   o.block_size = init.getBlockSize();
   o.num_blocks = init.getNumBlocks();
+  if (init.getWorldSize() > 1) {  // the ranks are threads of this process: they reduce through memory
+    o.tp.rank = init.getRank();
+    o.tp.group = cpu::CpuGroup::join(init.getGroupId(), init.getWorldSize());
+  }
   seed_ = init.getSeed();
   model_ = cpu::load_cpu_model(o);
   const auto& c = model_->config();
@@ -32,7 +36,7 @@ BackendInfo CpuBackend::init(schema::WorkerInit::Reader init) {
   return {"cpu", init.getNumBlocks()};
 }
 
-std::unordered_map<std::uint64_t, std::int32_t> CpuBackend::execute(const std::vector<WorkerRequest*>& batch) {
+SampledTokens CpuBackend::execute(const std::vector<WorkerRequest*>& batch) {
   std::vector<cpu::Chunk> chunks;
   std::vector<WorkerRequest*> sampling;
   for (auto* r : batch) {
@@ -41,7 +45,7 @@ std::unordered_map<std::uint64_t, std::int32_t> CpuBackend::execute(const std::v
     chunks.push_back({toks.subspan(r->num_computed, r->num_scheduled), r->num_computed, r->blocks, r->sample_now()});
     if (r->sample_now()) sampling.push_back(r);
   }
-  std::unordered_map<std::uint64_t, std::int32_t> out;
+  SampledTokens out;
   if (chunks.empty()) return out;
   auto logits = model_->forward(chunks);
   for (std::size_t i = 0; i < sampling.size(); ++i) {
@@ -50,7 +54,7 @@ std::unordered_map<std::uint64_t, std::int32_t> CpuBackend::execute(const std::v
     std::size_t np = std::min<std::size_t>(r.num_prompt, all.size());
     // Unseeded requests draw from the worker's seed and their id: reproducible runs, distinct requests.
     std::uint64_t seed = r.has_seed ? r.sampling_seed : seed_ ^ (r.id * 0x9e3779b97f4a7c15ull);
-    out[r.id] = sample(logits[i], r.sampling, all.first(np), all.subspan(np), seed).token;
+    out[r.id] = sample(logits[i], r.sampling, all.first(np), all.subspan(np), seed);
   }
   return out;
 }

@@ -61,8 +61,10 @@ StepPlanMsg plan(const std::vector<NewReq>& news, const std::vector<std::pair<st
 
 std::unordered_map<std::uint64_t, std::int32_t> step(Backend& be, BatchState& bs, const StepPlanMsg& p) {
   BOOST_REQUIRE_EQUAL(bs.apply(*p.view()), "");
-  auto out = be.execute(bs.scheduled());
-  bs.commit(out);
+  auto sampled = be.execute(bs.scheduled());
+  bs.commit(sampled);
+  std::unordered_map<std::uint64_t, std::int32_t> out;
+  for (auto& [id, s] : sampled) out[id] = s.token;
   return out;
 }
 }  // namespace

@@ -25,8 +25,10 @@ struct WorkerState {
   std::unique_ptr<BatchState> batch;
 };
 
+// logprob_counts: each sampling request's sampling.logprobs (-1: it asked for none, so none travel).
 StepResultMsg step_result(std::uint64_t step, std::uint32_t rank, const std::string& error,
-                          const std::unordered_map<std::uint64_t, std::int32_t>& sampled, std::uint64_t us) {
+                          const std::unordered_map<std::uint64_t, std::int32_t>& logprob_counts,
+                          const SampledTokens& sampled, std::uint64_t us) {
   return StepResultMsg::make([&](schema::StepResult::Builder b) {
     b.setStepId(step);
     b.setRank(rank);
@@ -35,9 +37,18 @@ StepResultMsg step_result(std::uint64_t step, std::uint32_t rank, const std::str
     if (rank != 0) return;  // other ranks sampled the same tokens; only rank 0 reports them
     auto outs = b.initOutputs(static_cast<unsigned>(sampled.size()));
     unsigned i = 0;
-    for (auto& [id, tok] : sampled) {
+    for (auto& [id, s] : sampled) {
       outs[i].setRequestId(id);
-      outs[i].initTokens(1).set(0, tok);
+      outs[i].initTokens(1).set(0, s.token);
+      if (auto it = logprob_counts.find(id); it != logprob_counts.end() && it->second >= 0) {
+        auto lp = outs[i].initLogprobs(1)[0];
+        lp.setLogprob(s.logprob);
+        auto top = lp.initTop(static_cast<unsigned>(s.top.size()));
+        for (unsigned k = 0; k < s.top.size(); ++k) {
+          top[k].setToken(s.top[k].token);
+          top[k].setLogprob(s.top[k].logprob);
+        }
+      }
       ++i;
     }
   });
@@ -66,11 +77,13 @@ gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self) {
     [st](const StepPlanMsg& msg) -> StepResultMsg {
       auto t0 = std::chrono::steady_clock::now();
       auto plan = msg.view();
-      if (!st->batch) return step_result(plan->getStepId(), st->rank, "worker not initialised", {}, 0);
+      if (!st->batch) return step_result(plan->getStepId(), st->rank, "worker not initialised", {}, {}, 0);
       std::string err = st->batch->apply(*plan);
-      std::unordered_map<std::uint64_t, std::int32_t> sampled;
+      SampledTokens sampled;
+      std::unordered_map<std::uint64_t, std::int32_t> logprob_counts;
       if (err.empty()) {
         try {
+          for (auto* r : st->batch->scheduled()) logprob_counts[r->id] = r->sampling.logprobs;
           sampled = st->backend->execute(st->batch->scheduled());
           st->batch->commit(sampled);
         } catch (const std::exception& e) {
@@ -79,7 +92,7 @@ gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self) {
       }
       if (!err.empty()) spdlog::error("worker {}: step {} failed: {}", st->rank, plan->getStepId(), err);
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-      return step_result(plan->getStepId(), st->rank, err, sampled, us.count());
+      return step_result(plan->getStepId(), st->rank, err, logprob_counts, sampled, us.count());
     },
   };
 }

@@ -19,6 +19,15 @@ std::int32_t SimBackend::token_at(std::int32_t first_token, std::uint64_t seed, 
   return static_cast<unsigned char>(kText[(start + pos) % kText.size()]);
 }
 
+SampleResult SimBackend::fake_logprobs(std::int32_t token, std::int32_t top_n) {
+  SampleResult s{token, 0.0f, {}};
+  if (top_n > 0) s.top.push_back({token, 0.0f});
+  // The others walk the printable bytes after the token (the sim vocabulary is the 256 byte values).
+  for (std::int32_t k = 1; std::int32_t(s.top.size()) < top_n; ++k)
+    s.top.push_back({32 + (token - 32 + k + 95 * 4) % 95, -float(k)});
+  return s;
+}
+
 double SimBackend::step_us(double step, double per_prefill_token, double per_decode_seq,
                            std::uint64_t prefill_tokens, std::uint64_t decode_seqs) {
   return step + per_prefill_token * double(prefill_tokens) + per_decode_seq * double(decode_seqs);
@@ -32,16 +41,17 @@ BackendInfo SimBackend::init(schema::WorkerInit::Reader init) {
   return {"sim", init.getNumBlocks()};
 }
 
-std::unordered_map<std::uint64_t, std::int32_t> SimBackend::execute(const std::vector<WorkerRequest*>& batch) {
+SampledTokens SimBackend::execute(const std::vector<WorkerRequest*>& batch) {
   std::uint64_t prefill = 0, decode = 0;
-  std::unordered_map<std::uint64_t, std::int32_t> sampled;
+  SampledTokens sampled;
   for (auto* r : batch) {
     bool decoding = r->num_scheduled == 1 && r->num_computed + 1 == r->tokens.size() && r->num_computed > 0;
     (decoding ? decode : prefill) += decoding ? 1 : r->num_scheduled;
     if (!r->sample_now()) continue;
     // Only the first token and the seed pick the text: a resumed request (prompt + outputs re-sent)
     // continues exactly where it was preempted.
-    sampled[r->id] = token_at(r->tokens.front(), r->sampling_seed, r->tokens.size());
+    auto tok = token_at(r->tokens.front(), r->sampling_seed, r->tokens.size());
+    sampled[r->id] = r->sampling.logprobs >= 0 ? fake_logprobs(tok, r->sampling.logprobs) : SampleResult{tok, 0, {}};
   }
   double us = step_us(step_us_, prefill_us_, decode_us_, prefill, decode);
   if (us > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::micro>(us));

@@ -11,10 +11,13 @@ namespace troupe {
 class SimBackend final : public Backend {
  public:
   BackendInfo init(schema::WorkerInit::Reader init) override;
-  std::unordered_map<std::uint64_t, std::int32_t> execute(const std::vector<WorkerRequest*>& batch) override;
+  SampledTokens execute(const std::vector<WorkerRequest*>& batch) override;
 
   // The token the sim model produces at absolute position `pos` of a request.
   static std::int32_t token_at(std::int32_t first_token, std::uint64_t seed, std::size_t pos);
+  // Fake logprobs, deterministic: the sampled token gets 0.0; with top_n >= 0, `top` holds top_n entries,
+  // the sampled token first (0.0), then other distinct ids with logprobs -1, -2, ... They are no model's.
+  static SampleResult fake_logprobs(std::int32_t token, std::int32_t top_n);
   static double step_us(double step, double per_prefill_token, double per_decode_seq, std::uint64_t prefill_tokens,
                         std::uint64_t decode_seqs);
 

@@ -5,6 +5,7 @@
 #include "actors/http_frontend/latency_log.hpp"
 #include "actors/http_frontend/request_context.hpp"
 #include "model/codec/text_codec.hpp"
+#include "model/config/generation_config.hpp"
 #include "runtime/interfaces.hpp"
 
 #include <atomic>
@@ -21,6 +22,7 @@ struct FrontendOptions {
   std::string model_root;  // the `model` key, reported by /v1/models
   std::uint32_t max_model_len = 4096;
   std::string reasoning_parser;  // "" or "deepseek_r1"
+  GenerationDefaults generation;  // generation_config.json: defaults for the fields a request leaves unset
 };
 
 struct FrontendShared {

@@ -85,16 +85,43 @@ SubmitMsg make_submit(std::uint64_t id, const GenerationRequest& r, const std::v
     s.setPresencePenalty(r.presence_penalty);
     s.setFrequencyPenalty(r.frequency_penalty);
     s.setRepetitionPenalty(r.repetition_penalty);
+    s.setLogprobs(r.logprobs.value_or(-1));
   });
+}
+
+// skip-tokenizer-init: only token-id prompts can be served; text would need the tokenizer (as vLLM).
+std::optional<ApiError> refuse_text_without_tokenizer(const GenerationRequest& r) {
+  const char* why = " (the server runs with skip-tokenizer-init: no tokenizer is loaded)";
+  if (r.kind == ApiKind::chat)
+    return ApiError{400, std::string("chat completions need a tokenizer; send token ids to /v1/completions") + why,
+                    "BadRequestError", "messages"};
+  if (!r.prompt_is_ids)
+    return ApiError{400, std::string("'prompt' must be a list of token ids") + why, "BadRequestError", "prompt"};
+  if (!r.stop.empty())
+    return ApiError{400, std::string("stop strings need a tokenizer; use 'stop_token_ids'") + why, "BadRequestError", "stop"};
+  return std::nullopt;
+}
+
+// No max_tokens in the request: chat may use the rest of the context, completions 16 (the OpenAI
+// default); the model's generation_config max_new_tokens lowers either, as vLLM's get_max_tokens does.
+std::uint32_t default_max_tokens(const FrontendShared& sh, ApiKind kind, std::uint32_t rest) {
+  std::uint32_t n = kind == ApiKind::chat ? rest : 16;
+  if (auto m = sh.opts.generation.max_new_tokens) n = std::min(n, *m);
+  return n;
 }
 
 void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::Request& hr,
                        const http::ResponderPtr& out, ApiKind kind) {
   auto& sh = *shp;
-  auto parsed = parse_generation_request(hr.body, kind);
+  auto parsed = parse_generation_request(hr.body, kind, sh.opts.generation);
   if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(out, *e);
   auto& req = std::get<GenerationRequest>(parsed);
   if (!model_ok(sh, req.model, out)) return;
+  if (!sh.codec->has_tokenizer()) {
+    if (auto e = refuse_text_without_tokenizer(req)) return send_error(out, *e);
+    req.return_token_ids = true;            // with no text, the ids are the reply (vLLM: return_token_ids)
+    req.return_tokens_as_token_ids = true;  // logprob tokens as "token_id:N": there are no strings to show
+  }
   if (!sh.accepting.load())
     return send_error(out, {503, "the server is shutting down", "ServiceUnavailableError", ""});
   if (!sh.healthy.load())
@@ -122,7 +149,7 @@ void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::R
     return send_error(out, {400, "This model's maximum context length is " + std::to_string(max_len) +
                                    " tokens. However, your prompt has " + std::to_string(prompt.size()) + " tokens.",
                             "BadRequestError", kind == ApiKind::chat ? "messages" : "prompt"});
-  std::uint32_t max_tokens = req.max_tokens.value_or(kind == ApiKind::chat ? max_len - std::uint32_t(prompt.size()) : 16);
+  std::uint32_t max_tokens = req.max_tokens ? *req.max_tokens : default_max_tokens(sh, kind, max_len - std::uint32_t(prompt.size()));
   if (prompt.size() + std::uint64_t(max_tokens) > max_len)
     return send_error(out, {400, "This model's maximum context length is " + std::to_string(max_len) +
                                    " tokens. However, you requested " + std::to_string(prompt.size() + max_tokens) +
@@ -141,7 +168,7 @@ void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::R
     if (child.seed && i > 0) *child.seed += i;
     submits.push_back(make_submit(base + i, child, prompt, max_tokens, sh.codec->eos_id()));
   }
-  auto ctx = std::make_shared<RequestContext>(std::move(req), std::uint32_t(prompt.size()), *sh.codec, out, ident,
+  auto ctx = std::make_shared<RequestContext>(std::move(req), prompt, *sh.codec, out, ident,
                                               base, n, std::move(reasoning));
   {
     std::lock_guard lk(sh.mu);
@@ -161,6 +188,8 @@ void handle_tokenize(FrontendShared& sh, const http::Request& hr, const http::Re
   if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(out, *e);
   auto& req = std::get<TokenizeRequest>(parsed);
   if (!model_ok(sh, req.model, out)) return;
+  if (!sh.codec->has_tokenizer())
+    return send_error(out, {400, "/tokenize needs a tokenizer (the server runs with skip-tokenizer-init)", "BadRequestError", ""});
   std::vector<std::int32_t> ids;
   try {
     std::string text = req.is_chat ? sh.codec->render_chat(req.chat_context) : req.prompt;
@@ -177,6 +206,8 @@ void handle_detokenize(FrontendShared& sh, const http::Request& hr, const http::
   if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(out, *e);
   auto& req = std::get<DetokenizeRequest>(parsed);
   if (!model_ok(sh, req.model, out)) return;
+  if (!sh.codec->has_tokenizer())
+    return send_error(out, {400, "/detokenize needs a tokenizer (the server runs with skip-tokenizer-init)", "BadRequestError", ""});
   for (auto t : req.tokens)
     if (t >= sh.codec->vocab_size())
       return send_error(out, {400, "token id " + std::to_string(t) + " is out of the vocabulary", "BadRequestError", "tokens"});

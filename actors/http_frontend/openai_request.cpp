@@ -156,26 +156,44 @@ void parse_stop(const json& body, GenerationRequest& r) {
   }
 }
 
-void parse_sampling(const json& body, GenerationRequest& r) {
+// Completions: `logprobs` is the top-N count. Chat: `logprobs` (bool) switches them on and `top_logprobs`
+// is N; a positive top_logprobs without logprobs is an error, as in vLLM.
+void parse_logprobs(const json& body, GenerationRequest& r) {
+  if (r.kind == ApiKind::completion) {
+    auto lp = field(body, "logprobs");
+    if (lp && lp->is_boolean() && !lp->get<bool>()) lp = nullptr;  // false: off
+    if (lp) r.logprobs = static_cast<std::int32_t>(get_int(body, "logprobs", 0, 0, kMaxLogprobs));
+  } else {
+    bool on = get_bool(body, "logprobs", false);
+    auto top = static_cast<std::int32_t>(get_int(body, "top_logprobs", 0, 0, kMaxLogprobs));
+    if (top > 0 && !on) fail("top_logprobs", "when using 'top_logprobs', 'logprobs' must be set to true");
+    if (on) r.logprobs = top;
+  }
+  r.return_token_ids = get_bool(body, "return_token_ids", false);
+  r.return_tokens_as_token_ids = get_bool(body, "return_tokens_as_token_ids", false);
+}
+
+// A field the body leaves unset takes the model's default (`d`, generation_config.json), else the API's.
+void parse_sampling(const json& body, GenerationRequest& r, const GenerationDefaults& d) {
   constexpr std::int64_t kMaxTok = std::numeric_limits<std::int32_t>::max();
   if (auto mt = field(body, "max_completion_tokens"); mt && r.kind == ApiKind::chat)
     r.max_tokens = static_cast<std::uint32_t>(get_int(body, "max_completion_tokens", 0, 1, kMaxTok));
   else if (field(body, "max_tokens"))
     r.max_tokens = static_cast<std::uint32_t>(get_int(body, "max_tokens", 0, 1, kMaxTok));
-  r.temperature = static_cast<float>(get_number(body, "temperature", 1.0, 0.0, 100.0));
-  r.top_p = static_cast<float>(get_number(body, "top_p", 1.0, 1e-9, 1.0));
-  r.top_k = static_cast<std::int32_t>(get_int(body, "top_k", -1, -1, kMaxTok));
+  r.temperature = static_cast<float>(get_number(body, "temperature", d.temperature.value_or(1.0f), 0.0, 100.0));
+  r.top_p = static_cast<float>(get_number(body, "top_p", d.top_p.value_or(1.0f), 1e-9, 1.0));
+  r.top_k = static_cast<std::int32_t>(get_int(body, "top_k", d.top_k.value_or(-1), -1, kMaxTok));
   if (r.top_k == 0) fail("top_k", "'top_k' must be -1 (off) or at least 1");
-  r.min_p = static_cast<float>(get_number(body, "min_p", 0.0, 0.0, 1.0));
+  r.min_p = static_cast<float>(get_number(body, "min_p", d.min_p.value_or(0.0f), 0.0, 1.0));
   if (field(body, "seed")) r.seed = static_cast<std::uint64_t>(get_int(body, "seed", 0, INT64_MIN, INT64_MAX));
   r.presence_penalty = static_cast<float>(get_number(body, "presence_penalty", 0.0, -2.0, 2.0));
   r.frequency_penalty = static_cast<float>(get_number(body, "frequency_penalty", 0.0, -2.0, 2.0));
-  r.repetition_penalty = static_cast<float>(get_number(body, "repetition_penalty", 1.0, 1e-6, 100.0));
+  r.repetition_penalty =
+      static_cast<float>(get_number(body, "repetition_penalty", d.repetition_penalty.value_or(1.0f), 1e-6, 100.0));
   r.ignore_eos = get_bool(body, "ignore_eos", false);
   r.min_tokens = static_cast<std::uint32_t>(get_int(body, "min_tokens", 0, 0, kMaxTok));
   r.n = static_cast<std::uint32_t>(get_int(body, "n", 1, 1, 128));
-  if (auto lp = field(body, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>()))
-    fail("logprobs", "logprobs are not supported yet");
+  parse_logprobs(body, r);
   parse_stop(body, r);
 }
 
@@ -235,7 +253,8 @@ std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(const std::st
   return r;
 }
 
-std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body_text, ApiKind kind) {
+std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body_text, ApiKind kind,
+                                                                   const GenerationDefaults& defaults) {
   auto parsed = parse_object(body_text);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   auto& body = std::get<json>(parsed);
@@ -256,7 +275,7 @@ std::variant<GenerationRequest, ApiError> parse_generation_request(const std::st
       r.include_usage = get_bool(*so, "include_usage", false);
     }
     if (auto u = field(body, "user"); u && u->is_string()) r.user = u->get<std::string>();
-    parse_sampling(body, r);
+    parse_sampling(body, r, defaults);
   } catch (const Bad& b) {
     return b.err;
   } catch (const nlohmann::json::exception& e) {  // a type nlohmann could not convert: still the client's fault

@@ -1,6 +1,8 @@
 #pragma once
 // The OpenAI request bodies, parsed once at the edge into native types; no raw JSON travels further.
 // Every rejection names the offending field (`param`) and maps to an HTTP status, as the OpenAI API does.
+#include "model/config/generation_config.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -47,7 +49,13 @@ struct GenerationRequest {
   bool skip_special_tokens = true;
   std::uint32_t n = 1;  // choices; each is its own engine request (seed + index when seeded, as vLLM)
   std::string user;
+  // Top-N logprobs per generated token (completions `logprobs`; chat `top_logprobs` when `logprobs` is true,
+  // 0 by default); unset: none. N is capped at kMaxLogprobs, vLLM's default max-logprobs.
+  std::optional<std::int32_t> logprobs;
+  bool return_token_ids = false;            // vLLM: prompt_token_ids and each choice's token_ids
+  bool return_tokens_as_token_ids = false;  // vLLM: logprob token strings become "token_id:N"
 };
+inline constexpr std::int32_t kMaxLogprobs = 20;
 
 // POST /tokenize: {prompt} or {messages, add_generation_prompt}, add_special_tokens.
 struct TokenizeRequest {
@@ -66,7 +74,10 @@ struct DetokenizeRequest {
 };
 std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(const std::string& body);
 
-// Parses and validates a body. `kind` picks the endpoint's shape.
-std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body, ApiKind kind);
+// Parses and validates a body. `kind` picks the endpoint's shape. `defaults` (the model's
+// generation_config.json) replace the API's defaults for the sampling fields the body leaves unset;
+// max_new_tokens is applied where max_tokens is resolved (it needs the prompt length).
+std::variant<GenerationRequest, ApiError> parse_generation_request(const std::string& body, ApiKind kind,
+                                                                   const GenerationDefaults& defaults = {});
 
 }  // namespace troupe

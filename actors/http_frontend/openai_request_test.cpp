@@ -74,3 +74,53 @@ BOOST_AUTO_TEST_CASE(tokenize_and_detokenize_bodies) {
   BOOST_CHECK_EQUAL(d.tokens.size(), 2u);
   BOOST_CHECK_EQUAL(std::get<ApiError>(parse_detokenize_request(R"({"tokens":"x"})")).param, "tokens");
 }
+
+BOOST_AUTO_TEST_CASE(logprobs_fields) {
+  BOOST_CHECK(!ok(R"({"prompt":"hi"})").logprobs);
+  BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","logprobs":3})").logprobs, 3);
+  BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","logprobs":0})").logprobs, 0);
+  BOOST_CHECK(!ok(R"({"prompt":"hi","logprobs":null})").logprobs);
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"hi","logprobs":21})").param, "logprobs");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"hi","logprobs":-1})").param, "logprobs");
+  const char* msgs = R"("messages":[{"role":"user","content":"x"}])";
+  auto chat = [&](const std::string& extra) { return "{" + std::string(msgs) + extra + "}"; };
+  BOOST_CHECK(!ok(chat(R"(,"logprobs":false)"), ApiKind::chat).logprobs);
+  BOOST_CHECK_EQUAL(*ok(chat(R"(,"logprobs":true)"), ApiKind::chat).logprobs, 0);
+  BOOST_CHECK_EQUAL(*ok(chat(R"(,"logprobs":true,"top_logprobs":5)"), ApiKind::chat).logprobs, 5);
+  BOOST_CHECK(!ok(chat(R"(,"top_logprobs":0)"), ApiKind::chat).logprobs);
+  BOOST_CHECK_EQUAL(err(chat(R"(,"top_logprobs":2)"), ApiKind::chat).param, "top_logprobs");
+  BOOST_CHECK_EQUAL(err(chat(R"(,"logprobs":true,"top_logprobs":21)"), ApiKind::chat).param, "top_logprobs");
+  BOOST_CHECK_EQUAL(err(chat(R"(,"logprobs":2)"), ApiKind::chat).param, "logprobs");
+  auto ids = ok(R"({"prompt":"hi","return_token_ids":true,"return_tokens_as_token_ids":true})");
+  BOOST_CHECK(ids.return_token_ids && ids.return_tokens_as_token_ids);
+}
+
+// generation_config.json defaults fill only what the body leaves unset; the body always wins.
+BOOST_AUTO_TEST_CASE(model_generation_defaults_fill_unset_fields) {
+  GenerationDefaults d;
+  d.temperature = 0.6f;
+  d.top_p = 0.9f;
+  d.top_k = 20;
+  d.min_p = 0.1f;
+  d.repetition_penalty = 1.2f;
+  auto parse = [&](const std::string& body) {
+    auto r = parse_generation_request(body, ApiKind::completion, d);
+    BOOST_REQUIRE(std::holds_alternative<GenerationRequest>(r));
+    return std::get<GenerationRequest>(r);
+  };
+  auto unset = parse(R"({"prompt":"hi"})");
+  BOOST_TEST(unset.temperature == 0.6f);
+  BOOST_TEST(unset.top_p == 0.9f);
+  BOOST_TEST(unset.top_k == 20);
+  BOOST_TEST(unset.min_p == 0.1f);
+  BOOST_TEST(unset.repetition_penalty == 1.2f);
+  auto given = parse(R"({"prompt":"hi","temperature":0,"top_p":1,"top_k":-1,"min_p":0,"repetition_penalty":1})");
+  BOOST_TEST(given.temperature == 0.0f);
+  BOOST_TEST(given.top_p == 1.0f);
+  BOOST_TEST(given.top_k == -1);
+  BOOST_TEST(given.min_p == 0.0f);
+  BOOST_TEST(given.repetition_penalty == 1.0f);
+  auto null_is_unset = parse(R"({"prompt":"hi","temperature":null})");
+  BOOST_TEST(null_is_unset.temperature == 0.6f);
+  BOOST_TEST(ok(R"({"prompt":"hi"})").temperature == 1.0f);  // no model defaults: the API's
+}

@@ -8,11 +8,11 @@ namespace troupe {
 
 using nlohmann::json;
 
-RequestContext::RequestContext(GenerationRequest req, std::uint32_t num_prompt_tokens, const TextCodec& codec,
+RequestContext::RequestContext(GenerationRequest req, std::vector<std::int32_t> prompt_ids, const TextCodec& codec,
                                http::ResponderPtr out, ResponseIdentity ident, std::uint64_t base_id,
                                std::uint32_t n, std::optional<ReasoningParser> reasoning)
-  : req_(std::move(req)), num_prompt_(num_prompt_tokens), out_(std::move(out)), ident_(std::move(ident)),
-    base_id_(base_id) {
+  : req_(std::move(req)), prompt_ids_(std::move(prompt_ids)), num_prompt_(std::uint32_t(prompt_ids_.size())),
+    fmt_(codec, req_.return_tokens_as_token_ids), out_(std::move(out)), ident_(std::move(ident)), base_id_(base_id) {
   for (auto& s : req_.stop) max_stop_ = std::max(max_stop_, s.size());
   if (req_.echo) text_prefix_ = req_.prompt_is_ids ? codec.decode(req_.prompt_ids) : req_.prompt_text;
   choices_.resize(std::max<std::uint32_t>(n, 1));
@@ -44,16 +44,41 @@ ReasoningDelta RequestContext::split(Choice& c, const std::string& text, bool la
   return d;
 }
 
-std::string RequestContext::chunk_envelope(json choices) const {
+std::string RequestContext::chunk_envelope(json choices, json prompt_ids) const {
   json c = {{"id", ident_.id},
             {"object", req_.kind == ApiKind::chat ? "chat.completion.chunk" : "text_completion"},
             {"created", ident_.created},
             {"model", ident_.model},
             {"choices", std::move(choices)}};
+  if (!prompt_ids.is_null()) c["prompt_token_ids"] = std::move(prompt_ids);
   return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
-std::string RequestContext::chunk(const Choice& c, const ReasoningDelta& d, bool role, bool final) {
+// Tokens [from, to) of the choice: their logprobs (when asked) and, with return_token_ids, their ids (vLLM
+// puts a completion's prompt_token_ids on the choice, a chat's on the response). offset: characters ahead
+// of the first token in the choice's text (completions' text_offset). With echo, the prompt gets no logprobs:
+// prompt logprobs are not computed, so only generated tokens are listed.
+void RequestContext::add_token_fields(json& choice, Choice& c, std::size_t from, std::size_t to, std::size_t offset) {
+  std::vector<GeneratedToken> toks(c.toks.begin() + std::ptrdiff_t(from), c.toks.begin() + std::ptrdiff_t(to));
+  std::int32_t prev = from > 0 ? c.toks[from - 1].id : prompt_ids_.empty() ? -1 : prompt_ids_.back();
+  if (req_.logprobs && (!toks.empty() || !req_.stream)) {
+    choice["logprobs"] = req_.kind == ApiKind::chat ? fmt_.chat(toks, *req_.logprobs, prev)
+                                                    : fmt_.completion(toks, *req_.logprobs, prev, offset);
+    // Offsets run on over the token strings, so a stream's offsets equal the whole response's.
+    if (auto& lp = choice["logprobs"]; req_.kind == ApiKind::completion && !toks.empty())
+      c.chars_sent = lp["text_offset"].back().get<std::size_t>() + utf8_length(lp["tokens"].back().get<std::string>());
+  }
+  if (!req_.return_token_ids) return;
+  json ids = json::array();
+  for (auto& t : toks) ids.push_back(t.id);
+  choice["token_ids"] = std::move(ids);
+  if (req_.kind == ApiKind::completion && !c.prompt_ids_sent) {
+    choice["prompt_token_ids"] = prompt_ids_;
+    c.prompt_ids_sent = req_.stream;  // streaming: only the choice's first chunk carries them
+  }
+}
+
+std::string RequestContext::chunk(Choice& c, const ReasoningDelta& d, bool role, bool final, std::size_t tok_upto) {
   json choice = {{"index", c.index}, {"logprobs", nullptr}};
   if (req_.kind == ApiKind::chat) {
     json delta = json::object();
@@ -66,7 +91,15 @@ std::string RequestContext::chunk(const Choice& c, const ReasoningDelta& d, bool
   }
   choice["finish_reason"] = final ? json(c.finish_reason) : json(nullptr);
   choice["stop_reason"] = final ? json::parse(c.stop_reason_json) : json(nullptr);
-  return chunk_envelope(json::array({choice}));
+  tok_upto = std::max(tok_upto, c.toks_sent);
+  if (!role) add_token_fields(choice, c, c.toks_sent, tok_upto, c.chars_sent);
+  c.toks_sent = tok_upto;
+  json prompt_ids = nullptr;
+  if (req_.kind == ApiKind::chat && req_.return_token_ids && !prompt_ids_sent_) {
+    prompt_ids = prompt_ids_;
+    prompt_ids_sent_ = true;
+  }
+  return chunk_envelope(json::array({choice}), std::move(prompt_ids));
 }
 
 void RequestContext::start_stream_if_needed() {
@@ -80,8 +113,9 @@ void RequestContext::start_choice(Choice& c) {
   if (!req_.stream || c.started) return;
   start_stream_if_needed();
   c.started = true;
-  if (req_.kind == ApiKind::chat) out_->write(chunk(c, {}, true, false));
-  if (!text_prefix_.empty()) out_->write(chunk(c, {"", text_prefix_}, false, false));
+  if (req_.kind == ApiKind::chat) out_->write(chunk(c, {}, true, false, c.toks_sent));
+  if (!text_prefix_.empty()) out_->write(chunk(c, {"", text_prefix_}, false, false, c.toks_sent));
+  c.chars_sent = utf8_length(text_prefix_);
 }
 
 // Looks for a stop string that ends at or after `search_from`; cuts the text there.
@@ -95,6 +129,7 @@ bool RequestContext::find_stop(Choice& c, std::size_t search_from) {
   }
   if (best == std::string::npos) return false;
   c.text.resize(best);
+  c.stop_end = best + hit.size();
   c.stop_reason_json = json(hit).dump(-1, ' ', false, json::error_handler_t::replace);
   return true;
 }
@@ -112,7 +147,10 @@ void RequestContext::emit(Choice& c) {
   c.sent += piece.size();
   auto d = split(c, piece, false);
   if (d.reasoning.empty() && d.content.empty()) return;  // a tag held back by the parser
-  out_->write(chunk(c, d, false, false));
+  // The chunk carries the tokens whose text it completes; a token still partly held back waits.
+  std::size_t upto_tok = c.toks_sent;
+  while (upto_tok < c.toks.size() && c.tok_end[upto_tok] <= c.sent) ++upto_tok;
+  out_->write(chunk(c, d, false, false, upto_tok));
 }
 
 void RequestContext::finish_choice(Choice& c, const std::string& reason, const std::string& stop_reason_json) {
@@ -124,7 +162,7 @@ void RequestContext::finish_choice(Choice& c, const std::string& reason, const s
     start_choice(c);
     std::string rest = c.text.substr(std::min(c.sent, c.text.size()));
     c.sent = c.text.size();
-    out_->write(chunk(c, split(c, rest, true), false, true));
+    out_->write(chunk(c, split(c, rest, true), false, true, c.toks.size()));
   }
   if (num_finished_ == choices_.size()) finish_response();
 }
@@ -156,11 +194,13 @@ void RequestContext::finish_response() {
       choice["text"] = text_prefix_ + c.text;
       choice["prompt_logprobs"] = nullptr;
     }
+    add_token_fields(choice, c, 0, c.toks.size(), utf8_length(text_prefix_));
     list.push_back(std::move(choice));
   }
   json body = {{"id", ident_.id}, {"created", ident_.created}, {"model", ident_.model},
                {"object", req_.kind == ApiKind::chat ? "chat.completion" : "text_completion"},
                {"choices", std::move(list)}, {"usage", usage()}};
+  if (req_.kind == ApiKind::chat && req_.return_token_ids) body["prompt_token_ids"] = prompt_ids_;
   out_->respond(200, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
@@ -176,6 +216,16 @@ void RequestContext::fail(int status, const std::string& message) {
   } else {
     out_->respond(status, "application/json", e.json());
   }
+}
+
+// vLLM keeps the tokens through the one that completes the stop string; any generated after it (in the
+// same event) are dropped, so token lists and logprobs stay aligned with the text.
+void RequestContext::drop_tokens_after_stop(Choice& c) {
+  std::size_t keep = 0;
+  while (keep < c.toks.size() && (keep == 0 ? 0 : c.tok_end[keep - 1]) < c.stop_end) ++keep;
+  keep = std::max(keep, c.toks_sent);
+  c.toks.resize(keep);
+  c.tok_end.resize(keep);
 }
 
 std::vector<std::uint64_t> RequestContext::other_live_ids(std::uint32_t except) const {
@@ -203,12 +253,26 @@ RequestContext::Outcome RequestContext::on_event(schema::TokenEvent::Reader ev) 
   }
   start_choice(c);
   std::size_t before = c.text.size();
+  auto lps = ev.getLogprobs();
+  unsigned j = 0;
   for (auto tok : ev.getTokens()) {
     ++c.generated;
     c.text += c.decoder->push(tok);
+    GeneratedToken g{tok, std::nullopt, {}};
+    if (j < lps.size()) {
+      g.logprob = lps[j].getLogprob();
+      for (auto t : lps[j].getTop()) g.top.emplace_back(t.getToken(), t.getLogprob());
+    }
+    ++j;
+    c.toks.push_back(std::move(g));
+    c.tok_end.push_back(c.text.size());
   }
-  if (reason != schema::FinishReason::NONE) c.text += c.decoder->flush();
+  if (reason != schema::FinishReason::NONE) {
+    c.text += c.decoder->flush();
+    if (!c.tok_end.empty()) c.tok_end.back() = c.text.size();
+  }
   if (max_stop_ > 0 && find_stop(c, before)) {
+    drop_tokens_after_stop(c);
     finish_choice(c, "stop", "");
     return {ended_, {base_id_ + c.index}};
   }

@@ -5,6 +5,7 @@
 // each fed by its own engine request (ids base_id .. base_id + n - 1). Touched only by the frontend
 // actor after submit.
 #include "actors/http_frontend/http_server.hpp"
+#include "actors/http_frontend/logprobs_format.hpp"
 #include "actors/http_frontend/openai_request.hpp"
 #include "actors/http_frontend/reasoning_parser.hpp"
 #include "model/codec/text_codec.hpp"
@@ -27,7 +28,7 @@ struct ResponseIdentity {
 class RequestContext {
  public:
   // reasoning: set for chat requests served with a reasoning parser (deepseek_r1); each choice gets a copy.
-  RequestContext(GenerationRequest req, std::uint32_t num_prompt_tokens, const TextCodec& codec,
+  RequestContext(GenerationRequest req, std::vector<std::int32_t> prompt_ids, const TextCodec& codec,
                  http::ResponderPtr out, ResponseIdentity ident, std::uint64_t base_id, std::uint32_t n,
                  std::optional<ReasoningParser> reasoning = {});
 
@@ -54,6 +55,14 @@ class RequestContext {
     bool finished = false;
     std::string finish_reason;
     std::string stop_reason_json;  // "null", a token id, or a JSON string
+    std::size_t stop_end = 0;      // where the stop string that cut the text ended (before the cut)
+    // Generated tokens (with logprobs when asked), kept aligned with the text: those after a stop string
+    // are dropped. tok_end[i]: size of `text` (before any cut) once token i was decoded.
+    std::vector<GeneratedToken> toks;
+    std::vector<std::size_t> tok_end;
+    std::size_t toks_sent = 0;       // streaming: tokens already in a chunk
+    std::size_t chars_sent = 0;      // streaming completions: text_offset of the next token
+    bool prompt_ids_sent = false;    // streaming completions: prompt_token_ids went with the first chunk
   };
 
   void start_stream_if_needed();
@@ -61,15 +70,21 @@ class RequestContext {
   void emit(Choice& c);
   void finish_choice(Choice& c, const std::string& reason, const std::string& stop_reason_json);
   void finish_response();
-  std::string chunk(const Choice& c, const ReasoningDelta& delta, bool role, bool final);
-  std::string chunk_envelope(nlohmann::json choices) const;
+  // tok_upto: the chunk carries tokens [c.toks_sent, tok_upto) (their logprobs and ids).
+  std::string chunk(Choice& c, const ReasoningDelta& delta, bool role, bool final, std::size_t tok_upto);
+  std::string chunk_envelope(nlohmann::json choices, nlohmann::json prompt_ids = nullptr) const;
+  void add_token_fields(nlohmann::json& choice, Choice& c, std::size_t from, std::size_t to, std::size_t offset);
+  void drop_tokens_after_stop(Choice& c);
   nlohmann::json usage() const;
   ReasoningDelta split(Choice& c, const std::string& text, bool last);
   bool find_stop(Choice& c, std::size_t search_from);
   std::vector<std::uint64_t> other_live_ids(std::uint32_t except) const;
 
   GenerationRequest req_;
+  std::vector<std::int32_t> prompt_ids_;
   std::uint32_t num_prompt_;
+  LogprobFormatter fmt_;
+  bool prompt_ids_sent_ = false;  // streaming chat: prompt_token_ids went with the first chunk
   http::ResponderPtr out_;
   ResponseIdentity ident_;
   std::uint64_t base_id_;

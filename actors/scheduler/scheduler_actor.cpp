@@ -43,6 +43,15 @@ void fill_event(schema::TokenEvent::Builder b, const TokenEventOut& e) {
   b.setMessage(e.message);
   b.setNumPromptTokens(e.num_prompt);
   b.setErrorStatus(e.error_status);
+  auto lps = b.initLogprobs(static_cast<unsigned>(e.logprobs.size()));
+  for (unsigned i = 0; i < e.logprobs.size(); ++i) {
+    lps[i].setLogprob(e.logprobs[i].logprob);
+    auto top = lps[i].initTop(static_cast<unsigned>(e.logprobs[i].top.size()));
+    for (unsigned k = 0; k < e.logprobs[i].top.size(); ++k) {
+      top[k].setToken(e.logprobs[i].top[k].first);
+      top[k].setLogprob(e.logprobs[i].top[k].second);
+    }
+  }
 }
 
 // Groups the step's events by sink: one message per sink per step.

@@ -13,6 +13,11 @@ std::int64_t steady_ns() {
     .count();
 }
 double seconds(std::int64_t ns) { return double(ns) * 1e-9; }
+TokenLogprobOut logprob_out(schema::TokenLogprobs::Reader r) {
+  TokenLogprobOut o{r.getLogprob(), {}};
+  for (auto t : r.getTop()) o.top.emplace_back(t.getToken(), t.getLogprob());
+  return o;
+}
 }  // namespace
 
 SchedulerCore::SchedulerCore(SchedulerLimits limits)
@@ -298,8 +303,12 @@ std::vector<TokenEventOut> SchedulerCore::update_from_result(const StepResultMsg
     RequestState& r = *it->second;
     if (r.status != RequestStatus::running) continue;
     TokenEventOut ev{r.id, r.num_output(), {}, schema::FinishReason::NONE, -1, {}, r.num_prompt};
-    for (auto tok : out.getTokens()) {
+    auto toks = out.getTokens();
+    auto lps = out.getLogprobs();
+    for (unsigned j = 0; j < toks.size(); ++j) {
+      std::int32_t tok = toks[j];
       ev.tokens.push_back(tok);
+      if (j < lps.size()) ev.logprobs.push_back(logprob_out(lps[j]));
       if (auto fin = append_token(r, tok, now_ns)) {
         ev.finish = fin->finish;
         ev.stop_token = fin->stop_token;

@@ -35,6 +35,12 @@ struct SchedulerLimits {
   bool enable_prefix_caching = false;
 };
 
+// One generated token's logprob and its top-N alternatives (token id, logprob), best first.
+struct TokenLogprobOut {
+  float logprob = 0;
+  std::vector<std::pair<std::int32_t, float>> top;
+};
+
 struct TokenEventOut {
   std::uint64_t id = 0;
   std::uint32_t first_index = 0;
@@ -44,6 +50,7 @@ struct TokenEventOut {
   std::string message;
   std::uint32_t num_prompt = 0;
   std::uint16_t error_status = 0;
+  std::vector<TokenLogprobOut> logprobs;  // parallel to tokens when the request asked for logprobs
 };
 
 struct AdmitError {

@@ -36,6 +36,7 @@ struct Harness {
   std::map<std::uint64_t, std::uint32_t> cached;    // numComputedTokens of the last NewRequest
   std::function<std::int32_t(std::uint64_t, std::uint32_t)> next_token = [](auto, auto pos) { return 7; };
   std::vector<TokenEventOut> events;
+  bool logprobs = false;  // the worker reports logprob -1 for each token, top 1: {token + 1: -0.5}
 
   // Returns {id -> tokens scheduled} of the step.
   std::map<std::uint64_t, std::uint32_t> step() {
@@ -63,6 +64,11 @@ struct Harness {
       for (unsigned i = 0; i < outs.size(); ++i) {
         o[i].setRequestId(outs[i].first);
         o[i].initTokens(1).set(0, outs[i].second);
+        if (!logprobs) continue;
+        auto lp = o[i].initLogprobs(1)[0];
+        lp.setLogprob(-1.0f);
+        lp.initTop(1)[0].setToken(outs[i].second + 1);
+        lp.getTop()[0].setLogprob(-0.5f);
       }
     });
     auto ev = core.update_from_result(result);
@@ -252,4 +258,23 @@ BOOST_AUTO_TEST_CASE(counters_and_latency_histograms) {
   BOOST_CHECK_EQUAL(hist.itl.count(), 2u);  // request 2's 2nd and 3rd tokens
   BOOST_CHECK_EQUAL(hist.e2e.count(), 2u);
   BOOST_CHECK_EQUAL(hist.queue.count(), 2u);
+}
+
+BOOST_AUTO_TEST_CASE(logprobs_travel_with_their_tokens) {
+  Harness h(limits(8, 1000, 100));
+  h.logprobs = true;
+  BOOST_REQUIRE(!h.core.add(submit(1, 4, 3), 0));
+  for (int i = 0; i < 10 && h.core.has_work(); ++i) h.step();
+  std::size_t n = 0;
+  for (auto& e : h.events) {
+    BOOST_REQUIRE_EQUAL(e.logprobs.size(), e.tokens.size());
+    for (auto& lp : e.logprobs) {
+      BOOST_CHECK_EQUAL(lp.logprob, -1.0f);
+      BOOST_REQUIRE_EQUAL(lp.top.size(), 1u);
+      BOOST_CHECK_EQUAL(lp.top[0].first, 8);
+      BOOST_CHECK_EQUAL(lp.top[0].second, -0.5f);
+    }
+    n += e.tokens.size();
+  }
+  BOOST_CHECK_EQUAL(n, 3u);
 }

@@ -1,5 +1,6 @@
 #include "model/codec/text_codec.hpp"
 
+#include <stdexcept>
 #include <utility>
 
 namespace troupe {
@@ -32,7 +33,36 @@ class ByteStream final : public StreamDecoder {
  private:
   std::string pending_;
 };
+
+class SilentStream final : public StreamDecoder {
+ public:
+  std::string push(std::int32_t) override { return {}; }
+  std::string flush() override { return {}; }
+};
+
+class TokenIdCodec final : public TextCodec {
+ public:
+  TokenIdCodec(std::int32_t vocab, std::int32_t eos) : vocab_(vocab), eos_(eos) {}
+  std::vector<std::int32_t> encode(std::string_view, bool) const override {
+    throw std::logic_error("no tokenizer (skip-tokenizer-init): text cannot be encoded");
+  }
+  std::string decode(std::span<const std::int32_t>, bool) const override { return {}; }
+  std::unique_ptr<StreamDecoder> stream(bool) const override { return std::make_unique<SilentStream>(); }
+  std::int32_t vocab_size() const override { return vocab_; }
+  std::int32_t eos_id() const override { return eos_; }
+  std::string render_chat(const nlohmann::ordered_json&) const override {
+    throw std::logic_error("no tokenizer (skip-tokenizer-init): chat cannot be rendered");
+  }
+  bool has_tokenizer() const override { return false; }
+
+ private:
+  std::int32_t vocab_, eos_;
+};
 }  // namespace
+
+std::shared_ptr<const TextCodec> make_token_id_codec(std::int32_t vocab_size, std::int32_t eos_id) {
+  return std::make_shared<TokenIdCodec>(vocab_size, eos_id);
+}
 
 std::vector<std::int32_t> ByteCodec::encode(std::string_view text, bool) const {
   std::vector<std::int32_t> ids;

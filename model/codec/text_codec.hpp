@@ -41,6 +41,8 @@ class TextCodec {
   virtual std::string render_chat(const nlohmann::ordered_json& context) const = 0;
   // Whether the rendered chat already holds BOS (then it is encoded without special tokens, as vLLM does).
   virtual bool chat_has_special_tokens() const { return true; }
+  // False for skip-tokenizer-init: no text in or out, only token ids.
+  virtual bool has_tokenizer() const { return true; }
 };
 
 // Bytes as tokens (ids 0..255), for the sim backend when no model is named. No EOS. Chat is rendered
@@ -54,6 +56,10 @@ class ByteCodec final : public TextCodec {
   std::int32_t eos_id() const override { return -1; }
   std::string render_chat(const nlohmann::ordered_json& context) const override;
 };
+
+// skip-tokenizer-init (vLLM): no tokenizer at all. Token ids are checked against `vocab_size`; text
+// decodes to "" and encode/render_chat throw std::logic_error (the frontend refuses text before that).
+std::shared_ptr<const TextCodec> make_token_id_codec(std::int32_t vocab_size, std::int32_t eos_id);
 
 // A model directory's tokenizer.json + tokenizer_config.json (chat template, bos/eos); throws
 // std::runtime_error naming the file when the tokenizer or its template cannot be loaded.

@@ -34,3 +34,17 @@ BOOST_AUTO_TEST_CASE(complete_prefix_stops_before_a_partial_sequence) {
   BOOST_CHECK_EQUAL(utf8_complete_prefix("ab" + euro), 5u);
   BOOST_CHECK_EQUAL(utf8_complete_prefix("abc"), 3u);
 }
+
+// skip-tokenizer-init: ids only; any attempt at text is a programming error the frontend prevents.
+BOOST_AUTO_TEST_CASE(token_id_codec_has_no_text) {
+  auto c = troupe::make_token_id_codec(512, 1);
+  BOOST_TEST(!c->has_tokenizer());
+  BOOST_TEST(c->vocab_size() == 512);
+  BOOST_TEST(c->eos_id() == 1);
+  std::vector<std::int32_t> ids{5, 6};
+  BOOST_TEST(c->decode(ids) == "");
+  auto s = c->stream();
+  BOOST_TEST(s->push(5) + s->flush() == "");
+  BOOST_CHECK_THROW(c->encode("x", true), std::logic_error);
+  BOOST_TEST(troupe::ByteCodec().has_tokenizer());
+}

@@ -1,5 +1,6 @@
 #define BOOST_TEST_MODULE model_config
 #include "model/config/model_config.hpp"
+#include "model/config/generation_config.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -113,4 +114,26 @@ BOOST_AUTO_TEST_CASE(refusals_name_the_problem) {
   bad_kv.replace(bad_kv.find("\"num_key_value_heads\": 4"), 24, "\"num_key_value_heads\": 3");
   BOOST_TEST(error_mentions(bad_kv, "num_key_value_heads"));
   BOOST_CHECK_THROW(load_model_config("/nonexistent-dir"), ModelConfigError);
+}
+
+// generation_config.json's sampling fields become request defaults, as vLLM's to_diff_dict takes them.
+BOOST_AUTO_TEST_CASE(generation_config_defaults) {
+  auto d = parse_generation_config_text(
+      R"({"bos_token_id": 0, "do_sample": true, "temperature": 0.6, "top_p": 0.95, "top_k": 20,
+          "repetition_penalty": 1.1, "max_new_tokens": 64, "min_p": 0.05})");
+  BOOST_TEST(*d.temperature == 0.6f);
+  BOOST_TEST(*d.top_p == 0.95f);
+  BOOST_TEST(*d.top_k == 20);
+  BOOST_TEST(*d.min_p == 0.05f);
+  BOOST_TEST(*d.repetition_penalty == 1.1f);
+  BOOST_TEST(*d.max_new_tokens == 64u);
+  BOOST_TEST(d.describe().find("top_k=20") != std::string::npos);
+  // transformers' own defaults (temperature 1, top_k 50) are not the model's: vLLM drops them too.
+  auto same = parse_generation_config_text(R"({"temperature": 1.0, "top_k": 50, "top_p": 1.0})");
+  BOOST_TEST(same.empty());
+  BOOST_TEST(*parse_generation_config_text(R"({"top_k": 0})").top_k == -1);
+  BOOST_TEST(load_generation_config(kData + "no-such-model").empty());
+  BOOST_TEST(load_generation_config(std::string(TROUPE_SOURCE_DIR) + "/models/stories260K").empty());
+  BOOST_CHECK_THROW(parse_generation_config_text(R"({"temperature": "hot"})"), ModelConfigError);
+  BOOST_CHECK_THROW(parse_generation_config_text(R"({"max_new_tokens": 0})"), ModelConfigError);
 }

@@ -15,8 +15,8 @@ namespace {
 // DeepseekCpuModel returns every chunk's last-token logits; the backend asks only for those it samples.
 class DeepseekAdapter final : public CpuModel {
  public:
-  DeepseekAdapter(const ModelConfig& c, const CpuModelOptions& o)
-      : ckpt_(Checkpoint::open(o.model_dir)), model_(c, ckpt_, o.block_size, o.num_blocks, o.threads) {}
+  DeepseekAdapter(const ModelConfig& c, WeightSource& w, const CpuModelOptions& o)
+      : model_(c, w, o.block_size, o.num_blocks, o.threads) {}
   const ModelConfig& config() const override { return model_.config(); }
   std::vector<std::vector<float>> forward(std::span<const Chunk> chunks) override {
     std::vector<SeqChunk> seqs;
@@ -29,8 +29,7 @@ class DeepseekAdapter final : public CpuModel {
   }
 
  private:
-  Checkpoint ckpt_;  // the model keeps views into the mapping
-  DeepseekCpuModel model_;
+  DeepseekCpuModel model_;  // holds float32 copies: the checkpoint mapping is released after the load
 };
 #endif
 
@@ -38,12 +37,16 @@ class DeepseekAdapter final : public CpuModel {
 
 std::unique_ptr<CpuModel> load_cpu_model(const CpuModelOptions& opt) {
   ModelConfig cfg = load_model_config(opt.model_dir);
+  auto weights = [&] { return opt.dummy_weights ? WeightSource::dummy(opt.seed) : WeightSource::checkpoint(opt.model_dir); };
   if (cfg.arch == Arch::llama || cfg.arch == Arch::qwen2) {
-    auto w = opt.dummy_weights ? WeightSource::dummy(opt.seed) : WeightSource::checkpoint(opt.model_dir);
-    return std::make_unique<LlamaModel>(cfg, w, opt.block_size, opt.num_blocks, opt.threads);
+    auto w = weights();
+    return std::make_unique<LlamaModel>(cfg, w, opt.block_size, opt.num_blocks, opt.threads, opt.tp);
   }
 #ifdef TROUPE_CPU_DEEPSEEK
-  if (cfg.is_deepseek() && !opt.dummy_weights) return std::make_unique<DeepseekAdapter>(cfg, opt);
+  if (cfg.is_deepseek()) {
+    auto w = weights();
+    return std::make_unique<DeepseekAdapter>(cfg, w, opt);
+  }
 #endif
   throw std::runtime_error("the cpu backend has no " + cfg.architecture +
                            (opt.dummy_weights ? " with load-format dummy" : "") + " implementation in this build");

@@ -3,6 +3,7 @@
 // different sequences over a paged KV cache, and returns the logits the backend samples from. Llama and
 // Qwen2 (llama.hpp) and DeepSeek-V2/V3 (deepseek.hpp, wrapped in cpu_model.cpp) implement it.
 #include "model/config/model_config.hpp"
+#include "model/cpu/collective.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -35,6 +36,7 @@ struct CpuModelOptions {
   std::uint64_t seed = 0;
   std::uint32_t block_size = 16, num_blocks = 0;
   unsigned threads = 0;             // 0: one per hardware thread
+  TensorParallel tp;                // Llama/Qwen2 load only this rank's shard; DeepSeek is whole on every rank
 };
 
 // Reads config.json and loads the weights (spdlog progress, GB/s). Throws ModelConfigError,

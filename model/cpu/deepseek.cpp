@@ -18,48 +18,47 @@ namespace {
 
 using Shape = std::vector<std::int64_t>;
 
-// A weight as float32: bf16/f16/f32 upcast; FP8 multiplied by its per-block weight_scale_inv.
-std::vector<float> load_f32(const Checkpoint& ck, const std::string& name, const Shape& shape) {
-  const TensorView& t = ck.tensor(name, shape);
-  if (t.dtype != DType::f8_e4m3) return to_f32(t);
-  const std::string scale = name + "_scale_inv";
-  if (!ck.has(scale)) throw CheckpointError(name + ": FP8 weight without " + scale);
-  return to_f32(t, &ck.tensor(scale));
-}
-
 std::int64_t i64(std::uint32_t v) { return static_cast<std::int64_t>(v); }
 
-MlpWeights load_mlp(const Checkpoint& ck, const std::string& p, std::uint32_t hidden, std::uint32_t inter) {
+// Weights come as float32 from the WeightSource: bf16 upcast, FP8 times its per-block weight_scale_inv.
+MlpWeights load_mlp(WeightSource& w, const std::string& p, std::uint32_t hidden, std::uint32_t inter) {
   MlpWeights m;
   m.inter = inter;
-  m.gate = load_f32(ck, p + "gate_proj.weight", {i64(inter), i64(hidden)});
-  m.up = load_f32(ck, p + "up_proj.weight", {i64(inter), i64(hidden)});
-  m.down = load_f32(ck, p + "down_proj.weight", {i64(hidden), i64(inter)});
+  m.gate = w.get(p + "gate_proj.weight", {i64(inter), i64(hidden)});
+  m.up = w.get(p + "up_proj.weight", {i64(inter), i64(hidden)});
+  m.down = w.get(p + "down_proj.weight", {i64(hidden), i64(inter)});
   return m;
 }
 
-MlaWeights load_mla(const Checkpoint& ck, const ModelConfig& c, const std::string& p) {
+MlaWeights load_mla(WeightSource& ws, const ModelConfig& c, const std::string& p) {
   const std::int64_t H = c.hidden_size, heads = c.num_attention_heads, qk = c.qk_nope_head_dim + c.qk_rope_head_dim;
   const std::int64_t kvr = c.kv_lora_rank;
   MlaWeights w;
   if (c.q_lora_rank) {
     const std::int64_t r = *c.q_lora_rank;
-    w.q_a = load_f32(ck, p + "q_a_proj.weight", {r, H});
-    w.q_a_norm = load_f32(ck, p + "q_a_layernorm.weight", {r});
-    w.q_b = load_f32(ck, p + "q_b_proj.weight", {heads * qk, r});
+    w.q_a = ws.get(p + "q_a_proj.weight", {r, H});
+    w.q_a_norm = ws.get(p + "q_a_layernorm.weight", {r}, Init::ones);
+    w.q_b = ws.get(p + "q_b_proj.weight", {heads * qk, r});
   } else {
-    w.q = load_f32(ck, p + "q_proj.weight", {heads * qk, H});
+    w.q = ws.get(p + "q_proj.weight", {heads * qk, H});
   }
-  w.kv_a = load_f32(ck, p + "kv_a_proj_with_mqa.weight", {kvr + c.qk_rope_head_dim, H});
-  w.kv_a_norm = load_f32(ck, p + "kv_a_layernorm.weight", {kvr});
-  w.kv_b = load_f32(ck, p + "kv_b_proj.weight", {heads * (c.qk_nope_head_dim + c.v_head_dim), kvr});
-  w.o = load_f32(ck, p + "o_proj.weight", {H, heads * c.v_head_dim});
+  w.kv_a = ws.get(p + "kv_a_proj_with_mqa.weight", {kvr + c.qk_rope_head_dim, H});
+  w.kv_a_norm = ws.get(p + "kv_a_layernorm.weight", {kvr}, Init::ones);
+  w.kv_b = ws.get(p + "kv_b_proj.weight", {heads * (c.qk_nope_head_dim + c.v_head_dim), kvr});
+  w.o = ws.get(p + "o_proj.weight", {H, heads * c.v_head_dim});
   return w;
 }
+
+// The Checkpoint constructor borrows its checkpoint for the load through a WeightSource view.
+WeightSource& lvalue(WeightSource&& w) { return w; }
 
 }  // namespace
 
 DeepseekCpuModel::DeepseekCpuModel(const ModelConfig& config, const Checkpoint& ckpt, std::uint32_t block_size,
+                                   std::uint32_t num_blocks, unsigned threads)
+    : DeepseekCpuModel(config, lvalue(WeightSource::view(ckpt)), block_size, num_blocks, threads) {}
+
+DeepseekCpuModel::DeepseekCpuModel(const ModelConfig& config, WeightSource& weights, std::uint32_t block_size,
                                    std::uint32_t num_blocks, unsigned threads)
     : config_(config), block_size_(block_size), num_blocks_(num_blocks),
       pool_(std::make_unique<ThreadPool>(threads)) {
@@ -67,7 +66,7 @@ DeepseekCpuModel::DeepseekCpuModel(const ModelConfig& config, const Checkpoint& 
   if (block_size == 0 || num_blocks == 0) throw std::invalid_argument("DeepseekCpuModel: empty KV cache");
   if (config_.n_routed_experts && (config_.n_group == 0 || config_.n_routed_experts % config_.n_group))
     throw std::invalid_argument("DeepseekCpuModel: n_routed_experts is not a multiple of n_group");
-  load(ckpt);
+  load(weights);
   mla_ = std::make_unique<Mla>(config_, *pool_);
   cache_ = std::make_unique<PagedLatentCache>(config_.num_hidden_layers, num_blocks, block_size,
                                               config_.kv_lora_rank + config_.qk_rope_head_dim);
@@ -75,34 +74,36 @@ DeepseekCpuModel::DeepseekCpuModel(const ModelConfig& config, const Checkpoint& 
 
 DeepseekCpuModel::~DeepseekCpuModel() = default;
 
-void DeepseekCpuModel::load(const Checkpoint& ck) {
+void DeepseekCpuModel::load(WeightSource& w) {
   const ModelConfig& c = config_;
   const std::int64_t H = c.hidden_size, V = c.vocab_size;
-  embed_ = load_f32(ck, "model.embed_tokens.weight", {V, H});
-  final_norm_ = load_f32(ck, "model.norm.weight", {H});
-  lm_head_ = c.tie_word_embeddings ? embed_ : load_f32(ck, "lm_head.weight", {V, H});
+  embed_ = w.get("model.embed_tokens.weight", {V, H});
+  final_norm_ = w.get("model.norm.weight", {H}, Init::ones);
+  lm_head_ = c.tie_word_embeddings ? embed_ : w.get("lm_head.weight", {V, H});
   layers_.resize(c.num_hidden_layers);
   for (std::uint32_t l = 0; l < c.num_hidden_layers; ++l) {
     Layer& L = layers_[l];
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    L.attn = load_mla(ck, c, p + "self_attn.");
-    L.input_norm = load_f32(ck, p + "input_layernorm.weight", {H});
-    L.post_norm = load_f32(ck, p + "post_attention_layernorm.weight", {H});
+    L.attn = load_mla(w, c, p + "self_attn.");
+    L.input_norm = w.get(p + "input_layernorm.weight", {H}, Init::ones);
+    L.post_norm = w.get(p + "post_attention_layernorm.weight", {H}, Init::ones);
     L.moe = c.is_moe_layer(l);
     if (!L.moe) {
-      L.dense = load_mlp(ck, p + "mlp.", c.hidden_size, c.intermediate_size);
+      L.dense = load_mlp(w, p + "mlp.", c.hidden_size, c.intermediate_size);
       continue;
     }
     const std::int64_t E = c.n_routed_experts;
-    L.experts.router = load_f32(ck, p + "mlp.gate.weight", {E, H});
-    if (c.topk_method == "noaux_tc") L.experts.bias = load_f32(ck, p + "mlp.gate.e_score_correction_bias", {E});
+    L.experts.router = w.get(p + "mlp.gate.weight", {E, H});
+    if (c.topk_method == "noaux_tc")
+      L.experts.bias = w.get(p + "mlp.gate.e_score_correction_bias", {E}, Init::zeros);
     for (std::uint32_t e = 0; e < c.n_routed_experts; ++e)
       L.experts.experts.push_back(
-          load_mlp(ck, p + "mlp.experts." + std::to_string(e) + ".", c.hidden_size, c.moe_intermediate_size));
+          load_mlp(w, p + "mlp.experts." + std::to_string(e) + ".", c.hidden_size, c.moe_intermediate_size));
     if (c.n_shared_experts)
       L.experts.shared =
-          load_mlp(ck, p + "mlp.shared_experts.", c.hidden_size, c.moe_intermediate_size * c.n_shared_experts);
+          load_mlp(w, p + "mlp.shared_experts.", c.hidden_size, c.moe_intermediate_size * c.n_shared_experts);
   }
+  w.done();
 }
 
 void DeepseekCpuModel::validate(std::span<const SeqChunk> chunks) const {

@@ -10,6 +10,7 @@
 #include "model/cpu/deepseek_ops.hpp"
 #include "model/cpu/mla.hpp"
 #include "model/cpu/moe.hpp"
+#include "model/cpu/weights.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,10 @@ struct ForwardOptions {
 class DeepseekCpuModel {
  public:
   // Throws std::invalid_argument for a non-DeepSeek config, CheckpointError for missing/misshapen tensors.
+  // A dummy WeightSource (load-format dummy) needs no checkpoint: N(0, 0.02) matrices, unit norms, zero
+  // router bias.
+  DeepseekCpuModel(const ModelConfig& config, WeightSource& weights, std::uint32_t block_size,
+                   std::uint32_t num_blocks, unsigned threads = 0);
   DeepseekCpuModel(const ModelConfig& config, const Checkpoint& ckpt, std::uint32_t block_size,
                    std::uint32_t num_blocks, unsigned threads = 0);
   ~DeepseekCpuModel();
@@ -48,7 +53,7 @@ class DeepseekCpuModel {
 
  private:
   struct Layer;
-  void load(const Checkpoint& ckpt);
+  void load(WeightSource& w);
   void validate(std::span<const SeqChunk> chunks) const;
   void layer_forward(std::uint32_t l, const AttnBatch& b, std::vector<float>& x, AttentionForm form);
 

@@ -277,3 +277,28 @@ BOOST_AUTO_TEST_CASE(routing_by_hand) {
   BOOST_CHECK_CLOSE(r.weight[0], 2.5 * s1 / (s1 + s2), 1e-4);
   BOOST_CHECK_CLOSE(r.weight[1], 2.5 * s2 / (s1 + s2), 1e-4);
 }
+
+// load-format dummy: no checkpoint is read, FP8 configs get float32 weights directly, and the seed alone
+// decides the logits (which stay finite and of a sensible size: N(0, 0.02) weights, unit norms).
+BOOST_AUTO_TEST_CASE(dummy_weights_need_no_checkpoint) {
+  for (const char* name : {"v3_bf16", "v3_fp8", "v2_lite"}) {
+    BOOST_TEST_CONTEXT(name) {
+      ModelConfig c = load_model_config(kDir + name);
+      const std::vector<std::int32_t> toks{1, 5, 9, 200};
+      const std::vector<std::uint32_t> table{0};
+      auto logits = [&](std::uint64_t seed) {
+        auto w = WeightSource::dummy(seed);
+        DeepseekCpuModel m(c, w, kBlockSize, 2, 2);
+        std::vector<SeqChunk> chunks{{toks, 0, table}};
+        return m.forward(chunks)[0];
+      };
+      auto a = logits(3), b = logits(3), other = logits(4);
+      BOOST_REQUIRE_EQUAL(a.size(), c.vocab_size);
+      BOOST_TEST(a == b);
+      BOOST_TEST(a != other);
+      for (float x : a) BOOST_REQUIRE(std::isfinite(x));
+      BOOST_TEST(stddev(a) > 1e-4);
+      BOOST_TEST(stddev(a) < 10.0);
+    }
+  }
+}

@@ -1,5 +1,7 @@
 #include "model/cpu/llama.hpp"
 
+#include "model/checkpoint/shard.hpp"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -54,14 +56,30 @@ struct LlamaModel::Batch {
   std::vector<std::size_t> logits_rows;     // rows whose logits are returned, in chunk order
 };
 
+namespace {
+// This rank's count of `n` units (heads, MLP columns); shard_range refuses an uneven split by name.
+std::uint32_t share(std::uint32_t n, const TensorParallel& tp, const char* what) {
+  try {
+    return std::uint32_t(shard_range(n, tp.rank, tp.world()).size);
+  } catch (const CheckpointError&) {
+    throw CheckpointError(std::string("tensor-parallel-size ") + std::to_string(tp.world()) + " does not divide " +
+                          what + " (" + std::to_string(n) + ")");
+  }
+}
+}  // namespace
+
 LlamaModel::LlamaModel(const ModelConfig& config, WeightSource& weights, std::uint32_t block_size,
-                       std::uint32_t num_blocks, unsigned threads)
+                       std::uint32_t num_blocks, unsigned threads, TensorParallel tp)
     : cfg_(config),
+      tp_(std::move(tp)),
       hd_(config.head_dim),
-      q_dim_(config.num_attention_heads * config.head_dim),
-      kv_dim_(config.num_key_value_heads * config.head_dim),
+      heads_(share(config.num_attention_heads, tp_, "num_attention_heads")),
+      kv_heads_(share(config.num_key_value_heads, tp_, "num_key_value_heads")),
+      ff_(share(config.intermediate_size, tp_, "intermediate_size")),
+      q_dim_(heads_ * config.head_dim),
+      kv_dim_(kv_heads_ * config.head_dim),
       threads_(std::make_unique<dense::Threads>(threads)),
-      kv_(config.num_hidden_layers, block_size, num_blocks, config.num_key_value_heads * config.head_dim) {
+      kv_(config.num_hidden_layers, block_size, num_blocks, kv_heads_ * config.head_dim) {
   if (cfg_.arch != Arch::llama && cfg_.arch != Arch::qwen2)
     throw std::invalid_argument("llama cpu model: architecture " + cfg_.architecture + " is not Llama or Qwen2");
   if (block_size == 0) throw std::invalid_argument("llama cpu model: block size 0");
@@ -69,8 +87,24 @@ LlamaModel::LlamaModel(const ModelConfig& config, WeightSource& weights, std::ui
   load(weights);
 }
 
+// The whole tensor, then this rank's rows (dim 0) or columns (dim 1) in whole units of `granule`.
+std::vector<float> LlamaModel::shard(WeightSource& w, const std::string& name, std::vector<std::int64_t> shape,
+                                     int dim, std::int64_t granule, Init init) const {
+  std::vector<float> full = w.get(name, shape, init);
+  if (tp_.world() == 1) return full;
+  ShardRange r = shard_range(shape[dim], tp_.rank, tp_.world(), granule);
+  std::int64_t cols = shape.size() > 1 ? shape[1] : 1;
+  std::vector<float> out;
+  if (dim == 0) return {full.begin() + r.begin * cols, full.begin() + (r.begin + r.size) * cols};
+  out.reserve(std::size_t(shape[0] * r.size));
+  for (std::int64_t row = 0; row < shape[0]; ++row)
+    out.insert(out.end(), full.begin() + row * cols + r.begin, full.begin() + row * cols + r.begin + r.size);
+  return out;
+}
+
 void LlamaModel::load(WeightSource& w) {
-  std::int64_t d = cfg_.hidden_size, v = cfg_.vocab_size, ff = cfg_.intermediate_size;
+  std::int64_t d = cfg_.hidden_size, v = cfg_.vocab_size, ff = cfg_.intermediate_size, hd = hd_;
+  std::int64_t q = std::int64_t(cfg_.num_attention_heads) * hd, kv = std::int64_t(cfg_.num_key_value_heads) * hd;
   embed_ = w.get("model.embed_tokens.weight", {v, d});
   final_norm_ = w.get("model.norm.weight", {d}, Init::ones);
   if (!cfg_.tie_word_embeddings) lm_head_ = w.get("lm_head.weight", {v, d});
@@ -80,18 +114,18 @@ void LlamaModel::load(WeightSource& w) {
     Layer& L = layers_[i];
     L.attn_norm = w.get(p + "input_layernorm.weight", {d}, Init::ones);
     L.mlp_norm = w.get(p + "post_attention_layernorm.weight", {d}, Init::ones);
-    L.wq = w.get(p + "self_attn.q_proj.weight", {q_dim_, d});
-    L.wk = w.get(p + "self_attn.k_proj.weight", {kv_dim_, d});
-    L.wv = w.get(p + "self_attn.v_proj.weight", {kv_dim_, d});
-    L.wo = w.get(p + "self_attn.o_proj.weight", {d, q_dim_});
+    L.wq = shard(w, p + "self_attn.q_proj.weight", {q, d}, 0, hd);
+    L.wk = shard(w, p + "self_attn.k_proj.weight", {kv, d}, 0, hd);
+    L.wv = shard(w, p + "self_attn.v_proj.weight", {kv, d}, 0, hd);
+    L.wo = shard(w, p + "self_attn.o_proj.weight", {d, q}, 1, hd);
     if (cfg_.attention_bias) {
-      L.bq = w.get(p + "self_attn.q_proj.bias", {q_dim_}, Init::zeros);
-      L.bk = w.get(p + "self_attn.k_proj.bias", {kv_dim_}, Init::zeros);
-      L.bv = w.get(p + "self_attn.v_proj.bias", {kv_dim_}, Init::zeros);
+      L.bq = shard(w, p + "self_attn.q_proj.bias", {q}, 0, hd, Init::zeros);
+      L.bk = shard(w, p + "self_attn.k_proj.bias", {kv}, 0, hd, Init::zeros);
+      L.bv = shard(w, p + "self_attn.v_proj.bias", {kv}, 0, hd, Init::zeros);
     }
-    L.gate = w.get(p + "mlp.gate_proj.weight", {ff, d});
-    L.up = w.get(p + "mlp.up_proj.weight", {ff, d});
-    L.down = w.get(p + "mlp.down_proj.weight", {d, ff});
+    L.gate = shard(w, p + "mlp.gate_proj.weight", {ff, d}, 0, 1);
+    L.up = shard(w, p + "mlp.up_proj.weight", {ff, d}, 0, 1);
+    L.down = shard(w, p + "mlp.down_proj.weight", {d, ff}, 1, 1);
   }
   w.done();
 }
@@ -137,14 +171,14 @@ void LlamaModel::attention(std::uint32_t l, const Batch& b, std::vector<float>& 
   dense::linear(*threads_, xn.data(), T, d, L.wv.data(), kv_dim_, v.data(), bias(L.bv));
   std::uint32_t bs = kv_.block_size();
   for (std::size_t t = 0; t < T; ++t) {
-    rope(&q[t * q_dim_], cfg_.num_attention_heads, b.pos[t]);
-    rope(&k[t * kv_dim_], cfg_.num_key_value_heads, b.pos[t]);
+    rope(&q[t * q_dim_], heads_, b.pos[t]);
+    rope(&k[t * kv_dim_], kv_heads_, b.pos[t]);
     auto p = std::uint32_t(b.pos[t]);
     float* dst = kv_.k(b.chunk[t]->block_table[p / bs], l, p % bs);
     std::copy_n(&k[t * kv_dim_], kv_dim_, dst);
     std::copy_n(&v[t * kv_dim_], kv_dim_, dst + kv_dim_);
   }
-  std::size_t H = cfg_.num_attention_heads, group = H / cfg_.num_key_value_heads;
+  std::size_t H = heads_, group = H / kv_heads_;
   float scale = 1.0f / std::sqrt(float(hd_));
   threads_->run(T * H, [&](std::size_t begin, std::size_t end) {
     std::vector<float> score;
@@ -170,12 +204,13 @@ void LlamaModel::attention(std::uint32_t l, const Batch& b, std::vector<float>& 
     }
   });
   dense::linear(*threads_, att.data(), T, q_dim_, L.wo.data(), d, o.data());
+  tp_.all_reduce(o.data(), o.size());  // each rank holds its heads' share of o_proj
   for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
 
 void LlamaModel::mlp(std::uint32_t l, const Batch& b, std::vector<float>& x) {
   const Layer& L = layers_[l];
-  std::size_t d = cfg_.hidden_size, T = b.rows, ff = cfg_.intermediate_size;
+  std::size_t d = cfg_.hidden_size, T = b.rows, ff = ff_;
   std::vector<float> xn(T * d), g(T * ff), u(T * ff), o(T * d);
   for (std::size_t t = 0; t < T; ++t)
     dense::rms_norm(&x[t * d], L.mlp_norm.data(), d, float(cfg_.rms_norm_eps), &xn[t * d]);
@@ -183,6 +218,7 @@ void LlamaModel::mlp(std::uint32_t l, const Batch& b, std::vector<float>& x) {
   dense::linear(*threads_, xn.data(), T, d, L.up.data(), ff, u.data());
   for (std::size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
   dense::linear(*threads_, g.data(), T, ff, L.down.data(), d, o.data());
+  tp_.all_reduce(o.data(), o.size());  // each rank holds its columns' share of down_proj
   for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
 

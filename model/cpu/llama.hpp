@@ -1,6 +1,7 @@
 #pragma once
 // The cpu reference forward of Llama (incl. Llama-3 rope_scaling, tied embeddings) and Qwen2 (q/k/v
 // biases): float32, GQA attention over a paged KV cache, SwiGLU MLP, as transformers computes them.
+#include "model/cpu/collective.hpp"
 #include "model/cpu/cpu_model.hpp"
 #include "model/cpu/dense.hpp"
 #include "model/cpu/weights.hpp"
@@ -32,9 +33,13 @@ class PagedKv {
 
 class LlamaModel final : public CpuModel {
  public:
-  // Throws CheckpointError for a missing or misshapen tensor, std::invalid_argument for a non-Llama config.
+  // Throws CheckpointError for a missing or misshapen tensor (or heads / intermediate size that do not
+  // split evenly over the tensor-parallel ranks), std::invalid_argument for a non-Llama config.
+  // With tp.world() > 1 the model holds rank tp.rank's shard (Megatron: q/k/v and gate/up by output rows,
+  // o/down by input columns, whole heads) and all-reduces after o_proj and down_proj; embeddings, norms
+  // and lm_head are whole on every rank.
   LlamaModel(const ModelConfig& config, WeightSource& weights, std::uint32_t block_size, std::uint32_t num_blocks,
-             unsigned threads = 0);
+             unsigned threads = 0, TensorParallel tp = {});
   const ModelConfig& config() const override { return cfg_; }
   std::vector<std::vector<float>> forward(std::span<const Chunk> chunks) override;
 
@@ -49,8 +54,12 @@ class LlamaModel final : public CpuModel {
   void mlp(std::uint32_t l, const Batch& b, std::vector<float>& x);
   void rope(float* v, std::size_t heads, std::int64_t pos) const;
 
+  std::vector<float> shard(WeightSource& w, const std::string& name, std::vector<std::int64_t> shape, int dim,
+                           std::int64_t granule, Init init = Init::normal) const;
+
   ModelConfig cfg_;
-  std::uint32_t hd_, q_dim_, kv_dim_;
+  TensorParallel tp_;
+  std::uint32_t hd_, heads_, kv_heads_, ff_, q_dim_, kv_dim_;  // this rank's share
   std::vector<float> embed_, final_norm_, lm_head_;  // lm_head_ empty when tied
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;

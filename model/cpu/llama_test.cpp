@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <thread>
 
 using namespace troupe;
 using namespace troupe::cpu;
@@ -140,4 +141,48 @@ BOOST_AUTO_TEST_CASE(loads_a_checkpoint_and_refuses_a_wrong_shape) {
     BOOST_TEST(std::string(e.what()).find("mlp.down_proj.weight' has shape [40, 32], expected [32, 40]") !=
                std::string::npos);
   }
+}
+
+// The in-memory all-reduce: every rank gets the rank-ordered sum; a rank that never comes is an error,
+// not a hang.
+BOOST_AUTO_TEST_CASE(cpu_group_all_reduce) {
+  auto g = CpuGroup::join(0x5eed, 3);
+  BOOST_TEST(CpuGroup::join(0x5eed, 3) == g);
+  std::vector<std::vector<float>> bufs = {{1, 2}, {10, 20}, {100, 200}};
+  for (int round = 0; round < 3; ++round) {  // the barriers are reusable step after step
+    std::vector<std::thread> ranks;
+    for (std::uint32_t r = 0; r < 3; ++r) ranks.emplace_back([&, r] { g->all_reduce_sum(r, bufs[r].data(), 2); });
+    for (auto& t : ranks) t.join();
+  }
+  for (auto& b : bufs) BOOST_TEST((b == std::vector<float>{999, 1998}));  // 111 -> 333 -> 999
+  CpuGroup lonely(2, std::chrono::seconds(1));
+  float x = 1;
+  BOOST_CHECK_THROW(lonely.all_reduce_sum(0, &x, 1), std::runtime_error);
+}
+
+// Tensor parallelism: each rank holds its heads and MLP columns; the all-reduced result matches the
+// whole model (up to summation order) and is bitwise the same on every rank.
+BOOST_AUTO_TEST_CASE(tensor_parallel_shards_match_the_whole_model) {
+  for (Arch arch : {Arch::llama, Arch::qwen2}) {
+    auto c = tiny(arch);
+    std::vector<std::uint32_t> table = {0, 1, 2};
+    Chunk chunk{kSeq, 0, table, true};
+    auto whole = dummy(c, 1)->forward(std::span(&chunk, 1))[0];
+    auto group = std::make_shared<CpuGroup>(2);
+    std::vector<std::vector<float>> got(2);
+    std::vector<std::thread> ranks;
+    for (std::uint32_t r = 0; r < 2; ++r)
+      ranks.emplace_back([&, r] {
+        auto w = WeightSource::dummy(7);
+        LlamaModel m(c, w, 4, 32, 1, TensorParallel{r, group});
+        got[r] = m.forward(std::span(&chunk, 1))[0];
+      });
+    for (auto& t : ranks) t.join();
+    BOOST_TEST(got[0] == got[1]);
+    for (std::size_t i = 0; i < whole.size(); ++i) BOOST_REQUIRE_SMALL(got[0][i] - whole[i], 1e-5f);
+  }
+  auto odd = tiny();
+  odd.intermediate_size = 41;
+  auto w = WeightSource::dummy(7);
+  BOOST_CHECK_THROW(LlamaModel(odd, w, 4, 32, 1, TensorParallel{0, std::make_shared<CpuGroup>(2)}), CheckpointError);
 }

@@ -23,20 +23,31 @@ std::vector<std::pair<std::uint32_t, std::uint32_t>> token_owners(const AttnBatc
 
 PagedLatentCache::PagedLatentCache(std::uint32_t layers, std::uint32_t num_blocks, std::uint32_t block_size,
                                    std::uint32_t row)
-    : layers_(layers), num_blocks_(num_blocks), block_size_(block_size), row_(row),
-      data_(std::size_t(layers) * num_blocks * block_size * row, 0.0f) {}
+    : layers_(layers), num_blocks_(num_blocks), block_size_(block_size), row_(row), blocks_(num_blocks) {}
 
-float* PagedLatentCache::row(std::uint32_t layer, std::span<const std::uint32_t> table, std::uint32_t pos) {
+// The row's offset inside its block ([layer][slot][row]); throws for a position without a valid block.
+std::size_t PagedLatentCache::offset(std::uint32_t layer, std::span<const std::uint32_t> table,
+                                     std::uint32_t pos) const {
   const std::uint32_t idx = pos / block_size_;
   if (idx >= table.size() || table[idx] >= num_blocks_)
     throw std::out_of_range("deepseek cpu: position " + std::to_string(pos) + " has no valid block in its table");
-  const std::size_t slot = (std::size_t(layer) * num_blocks_ + table[idx]) * block_size_ + pos % block_size_;
-  return data_.data() + slot * row_;
+  return (std::size_t(layer) * block_size_ + pos % block_size_) * row_;
+}
+
+float* PagedLatentCache::row(std::uint32_t layer, std::span<const std::uint32_t> table, std::uint32_t pos) {
+  const std::size_t off = offset(layer, table, pos);
+  auto& b = blocks_[table[pos / block_size_]];
+  if (!b) b = std::make_unique<float[]>(std::size_t(layers_) * block_size_ * row_);  // zeroed
+  return b.get() + off;
 }
 
 const float* PagedLatentCache::row(std::uint32_t layer, std::span<const std::uint32_t> table,
                                    std::uint32_t pos) const {
-  return const_cast<PagedLatentCache*>(this)->row(layer, table, pos);
+  const std::size_t off = offset(layer, table, pos);
+  const auto& b = blocks_[table[pos / block_size_]];
+  if (!b) throw std::logic_error("deepseek cpu: KV block " + std::to_string(table[pos / block_size_]) +
+                                 " read before it was written");
+  return b.get() + off;
 }
 
 void softmax_inplace(float* s, std::size_t n) {

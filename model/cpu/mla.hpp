@@ -23,6 +23,7 @@
 #include "model/cpu/rope_yarn.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -40,8 +41,12 @@ class PagedLatentCache {
   std::uint32_t row_width() const { return row_; }
 
  private:
+  std::size_t offset(std::uint32_t layer, std::span<const std::uint32_t> table, std::uint32_t pos) const;
+
   std::uint32_t layers_, num_blocks_, block_size_, row_;
-  std::vector<float> data_;
+  // Allocated when first written (one forward writes on one thread): num_blocks sized for a long
+  // max-model-len costs memory only as sequences use it.
+  std::vector<std::unique_ptr<float[]>> blocks_;
 };
 
 struct MlaWeights {           // all [out, in] row-major float32

@@ -34,11 +34,21 @@ std::vector<float> dummy_values(std::uint64_t seed, const std::string& name, std
 
 WeightSource WeightSource::checkpoint(const std::string& dir) {
   WeightSource w;
-  w.ckpt_.emplace(Checkpoint::open(dir));
-  w.total_ = w.ckpt_->total_bytes();
-  spdlog::info("loading weights from {}: {} tensors, {:.3f} GB", dir, w.ckpt_->names().size(), double(w.total_) / 1e9);
+  w.owned_.emplace(Checkpoint::open(dir));
+  w.total_ = w.owned_->total_bytes();
+  spdlog::info("loading weights from {}: {} tensors, {:.3f} GB", dir, w.owned_->names().size(), double(w.total_) / 1e9);
   return w;
 }
+
+WeightSource WeightSource::view(const Checkpoint& ckpt) {
+  WeightSource w;
+  w.ckpt_ = &ckpt;
+  w.total_ = ckpt.total_bytes();
+  return w;
+}
+
+// Derived on each use rather than stored, so a moved WeightSource never points into its old self.
+const Checkpoint* WeightSource::source() const { return owned_ ? &*owned_ : ckpt_; }
 
 WeightSource WeightSource::dummy(std::uint64_t seed) {
   WeightSource w;
@@ -47,19 +57,23 @@ WeightSource WeightSource::dummy(std::uint64_t seed) {
   return w;
 }
 
-bool WeightSource::has(const std::string& name) const { return !ckpt_ || ckpt_->has(name); }
+bool WeightSource::has(const std::string& name) const { return !source() || source()->has(name); }
 
 std::vector<float> WeightSource::get(const std::string& name, const std::vector<std::int64_t>& shape, Init init) {
-  if (!ckpt_) {
+  const Checkpoint* ck = source();
+  if (!ck) {
     std::size_t n = 1;
     for (auto d : shape) n *= std::size_t(d);
     if (init == Init::normal) return dummy_values(seed_, name, n, 0.02f);
     return std::vector<float>(n, init == Init::ones ? 1.0f : 0.0f);
   }
-  const auto& t = ckpt_->tensor(name, shape);
-  std::string scale = name.size() > 7 && name.ends_with(".weight") ? name + "_scale_inv" : "";
-  bool fp8 = t.dtype == DType::f8_e4m3 && !scale.empty() && ckpt_->has(scale);
-  auto v = to_f32(t, fp8 ? &ckpt_->tensor(scale) : nullptr);
+  const auto& t = ck->tensor(name, shape);
+  const TensorView* scale = nullptr;
+  if (t.dtype == DType::f8_e4m3) {  // block-quantized (DeepSeek): raw e4m3 values are meaningless alone
+    if (!ck->has(name + "_scale_inv")) throw CheckpointError(name + ": FP8 weight without " + name + "_scale_inv");
+    scale = &ck->tensor(name + "_scale_inv");
+  }
+  auto v = to_f32(t, scale);
   loaded_ += t.nbytes;
   double s = seconds_since(start_);
   if (total_ > 0 && loaded_ >= next_report_ && s >= next_report_s_) {  // every 10%, at most once a second
@@ -73,7 +87,7 @@ std::vector<float> WeightSource::get(const std::string& name, const std::vector<
 
 void WeightSource::done() {
   double s = seconds_since(start_);
-  if (ckpt_)
+  if (source())
     spdlog::info("loaded {:.3f} GB of weights in {:.2f} s ({:.2f} GB/s)", double(loaded_) / 1e9, s,
                  s > 0 ? double(loaded_) / 1e9 / s : 0.0);
   else

@@ -92,7 +92,7 @@ const std::vector<KeySpec>& key_table() {
       {"tensor-parallel-size", K::Int, field(&Config::tensor_parallel_size),
        "GPUs one model instance is split across", at_least(1)},
       {"max-model-len", K::Int, field(&Config::max_model_len), "longest prompt + output, in tokens",
-       at_least(1)},
+       at_least(1), "the model's max_position_embeddings, or 4096 without a model"},
       {"max-num-seqs", K::Int, field(&Config::max_num_seqs), "most sequences in one scheduler step",
        at_least(1)},
       {"max-num-batched-tokens", K::Int, field(&Config::max_num_batched_tokens),
@@ -117,6 +117,8 @@ const std::vector<KeySpec>& key_table() {
       {"num-gpu-blocks-override", K::OptInt, field(&Config::num_gpu_blocks_override),
        "fixed KV-cache block count instead of profiling", at_least(1)},
       {"seed", K::UInt64, field(&Config::seed), "random seed for sampling"},
+      {"skip-tokenizer-init", K::Bool, field(&Config::skip_tokenizer_init),
+       "load no tokenizer: prompts must be token ids, replies carry token ids and empty text"},
       {"backend", K::Enum, field(&Config::backend), "execution backend", one_of({"cuda", "cpu", "sim"})},
       {"nodes", K::Int, field(&Config::nodes), "hosts the deployment spans", at_least(1)},
       {"http-threads", K::Int, field(&Config::http_threads), "threads serving HTTP", at_least(1)},
@@ -310,6 +312,12 @@ Value yaml_value(const KeySpec& k, const YAML::Node& v, const std::string& where
   return parse_scalar(k, v.Scalar(), where);
 }
 
+// Every assignment from the user goes through here, so Config::is_set knows what was given.
+void set_key(Config& c, const KeySpec& k, const Value& v) {
+  k.access.set(c, v);
+  if (!c.is_set(k.name)) c.explicit_keys.push_back(k.name);
+}
+
 void apply_yaml(Config& c, const YAML::Node& root, const std::string& source) {
   if (!root || root.IsNull()) return;  // an empty file: defaults only
   if (!root.IsMap())
@@ -325,7 +333,7 @@ void apply_yaml(Config& c, const YAML::Node& root, const std::string& source) {
     // yaml-cpp keeps both copies of a duplicated key; say so rather than silently picking one.
     if (!seen.insert(k.name).second)
       throw ConfigError("config key '" + k.name + "': given twice" + where);
-    k.access.set(c, yaml_value(k, kv.second, where));
+    set_key(c, k, yaml_value(k, kv.second, where));
   }
 }
 
@@ -348,7 +356,7 @@ void apply_args(Config& c, const std::vector<std::string>& args) {
       if (neg && neg->kind == Kind::Bool) {
         if (inline_value)
           throw ConfigError("config key '" + neg->name + "': --" + body + " takes no value" + where);
-        neg->access.set(c, false);
+        set_key(c, *neg, false);
         continue;
       }
       if (neg)
@@ -367,7 +375,7 @@ void apply_args(Config& c, const std::vector<std::string>& args) {
       throw ConfigError("config key '" + k->name + "': missing value after --" + body + " (expected " +
                         expected(*k) + ")");
     }
-    k->access.set(c, parse_scalar(*k, text, where));
+    set_key(c, *k, parse_scalar(*k, text, where));
   }
 }
 
@@ -396,6 +404,10 @@ YAML::Node parse_yaml(std::istream& in, const std::string& source) {
 }
 
 }  // namespace
+
+bool Config::is_set(const std::string& key) const {
+  return std::find(explicit_keys.begin(), explicit_keys.end(), key) != explicit_keys.end();
+}
 
 Config load_config(const std::string& yaml_path, const std::vector<std::string>& args) {
   if (yaml_path.empty()) return build(YAML::Node(), "", args);

@@ -27,7 +27,7 @@ struct Config {
   std::string model;                       // model: path or name; empty = the embedded default
   std::string served_model_name;           // served-model-name: defaults to `model` (or "troupe-default")
   int tensor_parallel_size = 1;            // tensor-parallel-size: >= 1
-  int max_model_len = 4096;                // max-model-len: >= 1
+  int max_model_len = 4096;                // max-model-len: >= 1; unset: the model's max_position_embeddings
   int max_num_seqs = 256;                  // max-num-seqs: >= 1
   int max_num_batched_tokens = 8192;       // max-num-batched-tokens: >= 1
   double gpu_memory_utilization = 0.9;     // gpu-memory-utilization: (0, 1]
@@ -41,6 +41,7 @@ struct Config {
   int port = 8000;                         // port: 0..65535 (0 = any free port, printed at start)
   std::optional<int> num_gpu_blocks_override;  // num-gpu-blocks-override: >= 1
   std::uint64_t seed = 0;                  // seed
+  bool skip_tokenizer_init = false;        // skip-tokenizer-init: no tokenizer; prompts are token ids, replies ids
   // --- Troupe's own ---
   std::string backend = "cpu";             // backend: cuda | cpu | sim (cpu + no model = the embedded stories260K)
   int nodes = 1;                           // nodes: >= 1
@@ -54,6 +55,12 @@ struct Config {
   std::string log_level = "info";          // log-level: trace | debug | info | warn | error
   SimCostModel sim;                        // sim-step-us, sim-prefill-token-us, sim-decode-seq-us: >= 0
   int sim_vocab_size = 256;                // sim-vocab-size: >= 2 (sim tokens are bytes of printable text)
+
+  // The keys the YAML file or the command line gave (canonical spelling), so that defaults derived from
+  // the model (max-model-len) apply only where the user said nothing. A Config built in code that sets
+  // such a key lists it here too.
+  std::vector<std::string> explicit_keys;
+  bool is_set(const std::string& key) const;
 };
 
 // Loads `yaml_path` (may be empty: defaults only) and then applies `--key value` / `--key=value` /

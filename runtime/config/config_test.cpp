@@ -254,7 +254,7 @@ BOOST_AUTO_TEST_CASE(help_lists_every_key) {
                           "load-format", "dtype", "kv-cache-dtype", "reasoning-parser", "host", "port",
                           "num-gpu-blocks-override", "seed", "backend", "nodes", "http-threads",
                           "max-waiting-requests", "shutdown-grace-seconds", "log-level", "sim-step-us",
-                          "sim-prefill-token-us", "sim-decode-seq-us", "sim-vocab-size"}) {
+                          "sim-prefill-token-us", "sim-decode-seq-us", "sim-vocab-size", "skip-tokenizer-init"}) {
     BOOST_TEST_CONTEXT(key) {
       bool listed = help.find(std::string("--") + key + " ") != std::string::npos ||
                     help.find(std::string("--[no-]") + key + " ") != std::string::npos;
@@ -264,4 +264,19 @@ BOOST_AUTO_TEST_CASE(help_lists_every_key) {
   BOOST_TEST(help.find("(default: 256)") != std::string::npos);
   BOOST_TEST(help.find("(default: 0.9)") != std::string::npos);
   BOOST_TEST(help.find("(default: cpu)") != std::string::npos);
+}
+
+// Defaults derived from the model (max-model-len) must know whether the user gave the key, wherever from.
+BOOST_AUTO_TEST_CASE(explicit_keys_are_recorded) {
+  Config none = parse_config_text("");
+  BOOST_TEST(!none.is_set("max-model-len"));
+  BOOST_TEST(none.max_model_len == 4096);
+  Config yaml = parse_config_text("max_model_len: 4096\n");  // the default value, but given
+  BOOST_TEST(yaml.is_set("max-model-len"));
+  BOOST_TEST(!yaml.is_set("max-num-seqs"));
+  Config cli = parse_config_text("", {"--max-model-len=100", "--no-skip-tokenizer-init"});
+  BOOST_TEST(cli.is_set("max-model-len"));
+  BOOST_TEST(cli.is_set("skip-tokenizer-init"));
+  BOOST_TEST(cli.explicit_keys.size() == 2u);
+  BOOST_TEST(parse_config_text("", {"--skip-tokenizer-init"}).skip_tokenizer_init);
 }

@@ -56,6 +56,7 @@ struct TokenEvent {
   numPromptTokens @6 :UInt32;
   numCachedTokens @7 :UInt32;    # prompt tokens served from the prefix cache
   errorStatus @8 :UInt16;        # finishReason error: the HTTP status it maps to (400 invalid, 503 overloaded/lost)
+  logprobs @9 :List(TokenLogprobs);  # parallel to tokens when the request asked for logprobs, else empty
 }
 struct TokenEvents {
   events @0 :List(TokenEvent);
@@ -87,10 +88,21 @@ struct StepPlan {
   totalScheduledTokens @4 :UInt32;
 }
 
+# One sampled token's logprob (of the raw logits, vLLM's default) and the request's top-N alternatives.
+struct TopLogprob {
+  token @0 :Int32;
+  logprob @1 :Float32;
+}
+struct TokenLogprobs {
+  logprob @0 :Float32;           # of the sampled token
+  top @1 :List(TopLogprob);      # the N most likely tokens, best first (N = sampling.logprobs)
+}
+
 # gpu_worker -> scheduler. Only rank 0 samples; other ranks answer with no outputs.
 struct SampledOutput {
   requestId @0 :UInt64;
   tokens @1 :List(Int32);
+  logprobs @2 :List(TokenLogprobs);  # parallel to tokens when sampling.logprobs >= 0, else empty
 }
 struct StepResult {
   stepId @0 :UInt64;
@@ -117,6 +129,7 @@ struct WorkerInit {
   sim @6 :SimCost;
   seed @7 :UInt64;
   loadFormat @8 :Text;           # auto | dummy (weights from `seed`, no checkpoint files)
+  groupId @9 :UInt64;            # names the tensor-parallel group (the cpu backend's in-process all-reduce)
 }
 struct WorkerReady {
   rank @0 :UInt32;

@@ -1,6 +1,7 @@
 #include "tools/troupe/serve.hpp"
 
 #include "actors/coordinator/coordinator.hpp"
+#include "actors/coordinator/model_settings.hpp"
 #include "runtime/actor_system.hpp"
 #include "runtime/config/config.hpp"
 #include "runtime/logging.hpp"
@@ -51,6 +52,7 @@ int serve_main(const std::vector<std::string>& args) {
   Config cfg;
   try {
     cfg = load_config(config_path, rest);
+    resolve_model_settings(cfg);  // max-model-len against the model's: a config error, exit 2
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "troupe: %s\n", e.what());
     return 2;
