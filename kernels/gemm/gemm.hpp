@@ -1,0 +1,44 @@
+#pragma once
+// Dense GEMMs through cuBLASLt. Weights are [n, k] row-major as checkpoints store them (out_features x
+// in_features), activations [m, k] row-major: C[m, n] = A[m, k] * W[n, k]^T. One Gemm per worker (it owns
+// the cuBLASLt handle, the workspace and a cache of chosen algorithms per shape).
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <memory>
+
+namespace troupe::kernels {
+
+enum class OutType { bf16, f32 };
+
+class Gemm {
+ public:
+  explicit Gemm(std::size_t workspace_bytes = std::size_t(32) << 20);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // C = A * W^T (+ C when accumulate, for residual adds in float32).
+  void bf16(const __nv_bfloat16* a, const __nv_bfloat16* w, void* c, OutType out, int m, int n, int k,
+            cudaStream_t s, bool accumulate = false);
+
+  // Per batch entry i: C_i = A_i * W_i^T with element strides between entries (MLA's per-head W_UK / W_UV
+  // absorption). lda/ldw/ldc are row strides in elements.
+  void bf16_batched(const __nv_bfloat16* a, int lda, long long stride_a, const __nv_bfloat16* w, int ldw,
+                    long long stride_w, __nv_bfloat16* c, int ldc, long long stride_c, int batch, int m, int n,
+                    int k, bool w_transposed, cudaStream_t s);
+
+  // DeepSeek FP8: W [n, k] e4m3 with one float32 per 128x128 block (w_scale [ceil(n/128), k/128], the
+  // checkpoint's weight_scale_inv), A [m, k] e4m3 with one float32 per 1x128 group (a_scale [m, k/128]).
+  // C is bf16. m is padded internally where cuBLASLt has no algorithm for small m.
+  void fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp8_e4m3* w, const float* w_scale,
+                 __nv_bfloat16* c, int m, int n, int k, cudaStream_t s);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace troupe::kernels

@@ -1,0 +1,32 @@
+#pragma once
+// Multi-head latent attention (DeepSeek-V2/V3) over the paged latent cache.
+//
+// Cache layout: [num_blocks, block_size, latent_dim + rope_dim] bf16, one row per token:
+//   | kv_a_layernorm(c_kv)  (latent_dim = kv_lora_rank, 512 in V3) | rope(k_pe) (rope_dim = 64 in V3) |
+// Every head shares the row (MQA in latent space), so a decode step reads 576 * 2 bytes per cached token.
+//
+// Absorbed form (decode, and any chunk): the backend turns q_nope [t, h, nope] into latent space through
+// W_UK (q_lat = q_nope * W_UK_h, [t, h, latent_dim]), appends q_pe (rope'd), and this kernel computes
+//   o_lat[t, h] = softmax(q[t, h] . row[p] * scale, p <= positions[t]) * row[p][0:latent_dim]
+// the backend then applies W_UV per head. Prefill may instead expand K/V per head (mla_expand_kv below) and
+// run ordinary attention with head dims (nope + rope) / v_head_dim.
+#include "kernels/core/batch.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace troupe::kernels {
+
+// Writes each token's [latent | rope] row (already normed and rope'd) to its slot. rows: [num_tokens, stride].
+void mla_cache_write(const __nv_bfloat16* rows, int stride, int latent_dim, int rope_dim, const AttnBatch& b,
+                     __nv_bfloat16* cache, cudaStream_t s);
+
+// q: [num_tokens, num_heads, latent_dim + rope_dim]; out: [num_tokens, num_heads, latent_dim].
+// Online softmax in float32; split-KV over long sequences where the batch alone does not fill the GPU.
+// `workspace` holds the split partials: mla_workspace_bytes() bytes.
+std::size_t mla_workspace_bytes(int max_tokens, int num_heads, int latent_dim, int max_seq_len, int block_size);
+void mla_attention_absorbed(const __nv_bfloat16* q, int num_heads, int latent_dim, int rope_dim,
+                            const __nv_bfloat16* cache, const AttnBatch& b, float scale, void* workspace,
+                            __nv_bfloat16* out, cudaStream_t s);
+
+}  // namespace troupe::kernels

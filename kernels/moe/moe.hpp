@@ -1,0 +1,49 @@
+#pragma once
+// Mixture of experts: routing and the grouped expert GEMMs that read only the experts a batch uses.
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace troupe::kernels {
+
+// transformers' DeepSeek routers. V3/R1: sigmoid scores, top-k over scores + e_score_correction_bias within the
+// best topk_group of n_group groups (a group's score: the sum of its top-2 biased scores), weights are the
+// unbiased scores, normalised when norm_topk_prob, times routed_scaling_factor. V2 / V2-Lite: softmax scores,
+// greedy top-k (topk_method "greedy") or group_limited_greedy (a group's score: its max), optional norm, scaling.
+struct MoeRouting {
+  int num_experts = 0, top_k = 0, n_group = 1, topk_group = 1;
+  bool sigmoid = true;              // V3 scoring_func "sigmoid"; false: "softmax"
+  bool group_by_top2_sum = true;    // V3 (noaux_tc); false: V2's group max
+  bool norm_topk_prob = true;
+  float routed_scaling_factor = 1.0f;
+  const float* correction_bias = nullptr;  // [num_experts] device, V3 only
+};
+// logits [n, num_experts] float32 (the gate GEMM in float32) -> topk_ids / topk_weights [n, top_k].
+void moe_route(const float* logits, int n, const MoeRouting& r, std::int32_t* topk_ids, float* topk_weights,
+               cudaStream_t s);
+
+// Every routed expert's weights stored contiguously (the backend packs them at load):
+//   w13 [num_experts, 2 * inter, hidden]  rows [gate (inter) | up (inter)] of each expert
+//   w2  [num_experts, hidden, inter]
+// bf16, or FP8 e4m3 with 128x128 block scales w13_scale [E, 2*inter/128, hidden/128], w2_scale [E, hidden/128,
+// inter/128] (the checkpoint's weight_scale_inv of each expert's gate/up/down, gate and up stacked).
+struct MoeWeights {
+  const void* w13 = nullptr;
+  const void* w2 = nullptr;
+  const float* w13_scale = nullptr;
+  const float* w2_scale = nullptr;
+  bool fp8 = false;
+  int num_experts = 0, hidden = 0, inter = 0;
+};
+
+std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w);
+// out[n, hidden] = sum_j topk_weights[t, j] * expert_{topk_ids[t, j]}(x[t]), expert(x) = W2 (silu(x W_gate^T) *
+// (x W_up^T)). Tokens are grouped by expert on the device (no host sync, so it can be captured in a CUDA graph).
+// out is float32 and is accumulated into (the residual stream or the shared-expert output).
+void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
+                 const MoeWeights& w, void* workspace, float* out, cudaStream_t s);
+
+}  // namespace troupe::kernels
