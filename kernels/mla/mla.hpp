@@ -8,8 +8,10 @@
 // Absorbed form (decode, and any chunk): the backend turns q_nope [t, h, nope] into latent space through
 // W_UK (q_lat = q_nope * W_UK_h, [t, h, latent_dim]), appends q_pe (rope'd), and this kernel computes
 //   o_lat[t, h] = softmax(q[t, h] . row[p] * scale, p <= positions[t]) * row[p][0:latent_dim]
-// the backend then applies W_UV per head. Prefill may instead expand K/V per head (mla_expand_kv below) and
-// run ordinary attention with head dims (nope + rope) / v_head_dim.
+// the backend then applies W_UV per head. Prefill may instead expand K/V per head (kv_b_proj over the cached
+// latents, a GEMM) and run ordinary attention with head dims (nope + rope) / v_head_dim; no kernel here does that.
+// latent 512 + rope 64 takes a tensor-core kernel (16 query rows per CTA share each cached row); other widths
+// (the tiny test checkpoints) a scalar one. A mixed batch may hold prefill chunks and decode tokens.
 #include "kernels/core/batch.hpp"
 
 #include <cuda_bf16.h>
@@ -18,12 +20,15 @@
 namespace troupe::kernels {
 
 // Writes each token's [latent | rope] row (already normed and rope'd) to its slot. rows: [num_tokens, stride].
+// A token whose slot_mapping is negative (padding) is skipped. Only b.num_tokens and b.slot_mapping are read.
 void mla_cache_write(const __nv_bfloat16* rows, int stride, int latent_dim, int rope_dim, const AttnBatch& b,
                      __nv_bfloat16* cache, cudaStream_t s);
 
 // q: [num_tokens, num_heads, latent_dim + rope_dim]; out: [num_tokens, num_heads, latent_dim].
 // Online softmax in float32; split-KV over long sequences where the batch alone does not fill the GPU.
-// `workspace` holds the split partials: mla_workspace_bytes() bytes.
+// `workspace` holds the split partials: mla_workspace_bytes() bytes (0 for widths other than 512: no split;
+// it depends on the device's SM count, so ask on the device that runs the kernel). Throws invalid_argument
+// on bad dims.
 std::size_t mla_workspace_bytes(int max_tokens, int num_heads, int latent_dim, int max_seq_len, int block_size);
 void mla_attention_absorbed(const __nv_bfloat16* q, int num_heads, int latent_dim, int rope_dim,
                             const __nv_bfloat16* cache, const AttnBatch& b, float scale, void* workspace,

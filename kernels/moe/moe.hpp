@@ -12,7 +12,10 @@ namespace troupe::kernels {
 // transformers' DeepSeek routers. V3/R1: sigmoid scores, top-k over scores + e_score_correction_bias within the
 // best topk_group of n_group groups (a group's score: the sum of its top-2 biased scores), weights are the
 // unbiased scores, normalised when norm_topk_prob, times routed_scaling_factor. V2 / V2-Lite: softmax scores,
-// greedy top-k (topk_method "greedy") or group_limited_greedy (a group's score: its max), optional norm, scaling.
+// greedy top-k (topk_method "greedy": pass n_group = topk_group = 1) or group_limited_greedy (a group's score:
+// its max), optional norm, scaling. group_by_top2_sum marks the V3 rules (-inf for dropped groups, scaling after
+// normalising); without it the V2 rules apply (0 for dropped groups, scaling only when not normalising).
+// Selection ties go to the lower expert id; each token's ids come out ascending (as model/cpu/moe.cpp returns).
 struct MoeRouting {
   int num_experts = 0, top_k = 0, n_group = 1, topk_group = 1;
   bool sigmoid = true;              // V3 scoring_func "sigmoid"; false: "softmax"
@@ -28,8 +31,10 @@ void moe_route(const float* logits, int n, const MoeRouting& r, std::int32_t* to
 // Every routed expert's weights stored contiguously (the backend packs them at load):
 //   w13 [num_experts, 2 * inter, hidden]  rows [gate (inter) | up (inter)] of each expert
 //   w2  [num_experts, hidden, inter]
-// bf16, or FP8 e4m3 with 128x128 block scales w13_scale [E, 2*inter/128, hidden/128], w2_scale [E, hidden/128,
-// inter/128] (the checkpoint's weight_scale_inv of each expert's gate/up/down, gate and up stacked).
+// bf16, or FP8 e4m3 with 128x128 block scales w13_scale [E, 2*ceil(inter/128), ceil(hidden/128)], w2_scale
+// [E, ceil(hidden/128), ceil(inter/128)] (the checkpoint's weight_scale_inv of each expert's gate/up/down, gate's
+// blocks then up's: with inter % 128 != 0, as in the tiny checkpoints, up's first block is row ceil(inter/128)).
+// hidden and inter must be multiples of 16.
 struct MoeWeights {
   const void* w13 = nullptr;
   const void* w2 = nullptr;
@@ -42,7 +47,9 @@ struct MoeWeights {
 std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w);
 // out[n, hidden] = sum_j topk_weights[t, j] * expert_{topk_ids[t, j]}(x[t]), expert(x) = W2 (silu(x W_gate^T) *
 // (x W_up^T)). Tokens are grouped by expert on the device (no host sync, so it can be captured in a CUDA graph).
-// out is float32 and is accumulated into (the residual stream or the shared-expert output).
+// out is float32 and is accumulated into (the residual stream or the shared-expert output) with float atomics, so
+// the order of a token's top_k additions is not fixed. Ids outside [0, num_experts) are skipped. The
+// intermediate silu(gate) * up is rounded to bf16 before the down GEMM.
 void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
                  const MoeWeights& w, void* workspace, float* out, cudaStream_t s);
 

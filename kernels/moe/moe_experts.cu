@@ -1,0 +1,171 @@
+// moe_experts: group the batch's (token, choice) entries by expert on the device, then two grouped GEMMs over
+// (expert, M tile) work items: gate/up with SiLU*up fused, then down with the weighted scatter-add into `out`.
+// Only the experts the batch routes to are read; nothing waits on the host (CUDA-graph safe).
+#include "kernels/moe/moe.hpp"
+#include "kernels/moe/moe_gemm.cuh"
+#include "kernels/moe/moe_plan.hpp"
+
+#include <cub/block/block_scan.cuh>
+
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+namespace troupe::kernels {
+
+namespace {
+
+using namespace moe_detail;
+
+constexpr int kGroupThreads = 1024, kMaxExperts = 1024;
+
+// One CTA: count entries per expert, scan counts and tile counts, write the M tiles and the permutation.
+// Ids outside [0, E) (padding) are dropped. The order inside an expert follows shared-memory atomics; each
+// row's result does not depend on it.
+__global__ void __launch_bounds__(kGroupThreads) group_kernel(const std::int32_t* ids, int entries, int E, int bm,
+                                                              std::int32_t* perm, int4* tiles, int* num_tiles) {
+  using Scan = cub::BlockScan<int, kGroupThreads>;
+  __shared__ typename Scan::TempStorage scan_tmp;
+  __shared__ int cnt[kMaxExperts], off[kMaxExperts], fill[kMaxExperts];
+  const int tid = threadIdx.x;
+  if (tid < E) cnt[tid] = 0, fill[tid] = 0;
+  __syncthreads();
+  for (int i = tid; i < entries; i += kGroupThreads) {
+    const int e = ids[i];
+    if (e >= 0 && e < E) atomicAdd(&cnt[e], 1);
+  }
+  __syncthreads();
+  const int mine = tid < E ? cnt[tid] : 0;
+  const int my_tiles = (mine + bm - 1) / bm;
+  int row_off = 0, tile_off = 0, total_tiles = 0;
+  Scan(scan_tmp).ExclusiveSum(mine, row_off);
+  __syncthreads();
+  Scan(scan_tmp).ExclusiveSum(my_tiles, tile_off, total_tiles);
+  if (tid < E) off[tid] = row_off;
+  for (int j = 0; j < my_tiles; ++j) tiles[tile_off + j] = make_int4(tid, row_off + j * bm, min(bm, mine - j * bm), 0);
+  if (tid == 0) *num_tiles = total_tiles;
+  __syncthreads();
+  for (int i = tid; i < entries; i += kGroupThreads) {
+    const int e = ids[i];
+    if (e >= 0 && e < E) perm[off[e] + atomicAdd(&fill[e], 1)] = i;
+  }
+}
+
+template <int BM, int BN, int WK, bool FP8, bool GATE_UP, int STAGES, bool SPLITK = false>
+void launch_gemm(const GemmArgs& a, int grid_x, int splits, cudaStream_t s) {
+  using C = GemmCfg<BM, BN, WK, FP8, GATE_UP, STAGES>;
+  auto kernel = moe_gemm_kernel<BM, BN, WK, FP8, GATE_UP, STAGES, SPLITK>;
+  // The shared-memory opt-in once per device and instantiation (the call costs tens of microseconds).
+  static std::atomic<std::uint64_t> done{0};
+  int dev = 0;
+  cudaGetDevice(&dev);
+  const std::uint64_t bit = std::uint64_t(1) << (dev & 63);
+  if (!(done.load(std::memory_order_relaxed) & bit)) {
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+    done.fetch_or(bit);
+  }
+  const int cols_per_cta = GATE_UP ? BN / 2 : BN;
+  const dim3 grid(grid_x, (a.N + cols_per_cta - 1) / cols_per_cta, splits);
+  kernel<<<grid, kGemmThreads, C::SMEM, s>>>(a);
+}
+
+// Decode tiles (BM 16: gate/up with warps splitting K and, for a handful of experts, CTAs splitting K too;
+// down with 128 columns per CTA, as its K (inter) is short) or prefill tiles (BM 64, warps split N).
+template <bool FP8>
+void run_gemms(GemmArgs up, GemmArgs down, int bm, int grid_x, int ksplit, int entries, cudaStream_t s) {
+  if (bm == kBmDecode) {
+    if (ksplit > 1) {
+      launch_gemm<16, 32, 4, FP8, true, 6, true>(up, grid_x, ksplit, s);
+      silu_mul_kernel<<<std::min(1024, (entries * up.inter + 255) / 256), 256, 0, s>>>(up.gate_up, entries, up.inter,
+                                                                                       up.h);
+    } else {
+      launch_gemm<16, 32, 4, FP8, true, 6>(up, grid_x, 1, s);
+    }
+    launch_gemm<16, 128, 1, FP8, false, 3>(down, grid_x, 1, s);
+  } else {
+    launch_gemm<64, 64, 1, FP8, true, 3>(up, grid_x, 1, s);
+    launch_gemm<64, 64, 1, FP8, false, 3>(down, grid_x, 1, s);
+  }
+}
+
+int sm_count() {
+  int dev = 0, n = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+  return n > 0 ? n : 1;
+}
+
+void validate(int n, int top_k, const MoeWeights& w) {
+  auto fail = [](const std::string& m) { throw std::invalid_argument("moe_experts: " + m); };
+  if (n < 0 || top_k <= 0) fail("n must be >= 0 and top_k > 0");
+  if (w.num_experts <= 0 || w.num_experts > kMaxExperts) fail("num_experts must be in 1..1024");
+  if (w.hidden <= 0 || w.inter <= 0 || w.hidden % 16 || w.inter % 16)
+    fail("hidden and inter must be positive multiples of 16");
+  if (!w.w13 || !w.w2) fail("missing expert weights");
+  if (w.fp8 && (!w.w13_scale || !w.w2_scale)) fail("FP8 experts need w13_scale and w2_scale");
+}
+
+}  // namespace
+
+std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) {
+  return moe_layout(max_tokens, top_k, w.num_experts, w.inter).total;
+}
+
+void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
+                 const MoeWeights& w, void* workspace, float* out, cudaStream_t s) {
+  validate(n, top_k, w);
+  if (n == 0) return;
+  if (!workspace) throw std::invalid_argument("moe_experts: workspace is null (moe_workspace_bytes)");
+  const int entries = n * top_k, bm = choose_bm(n, top_k, w.num_experts);
+  const MoeLayout l = moe_layout(n, top_k, w.num_experts, w.inter);
+  auto* base = static_cast<unsigned char*>(workspace);
+  auto* perm = reinterpret_cast<std::int32_t*>(base + l.perm);
+  auto* tiles = reinterpret_cast<int4*>(base + l.tiles);
+  auto* num_tiles = reinterpret_cast<int*>(base + l.num_tiles);
+  auto* h = reinterpret_cast<__nv_bfloat16*>(base + l.h);
+  auto* gate_up = reinterpret_cast<float*>(base + l.gate_up);
+  group_kernel<<<1, kGroupThreads, 0, s>>>(topk_ids, entries, w.num_experts, bm, perm, tiles, num_tiles);
+
+  const int inter_blocks = (w.inter + 127) / 128, hidden_blocks = (w.hidden + 127) / 128;
+  GemmArgs up{};
+  up.a_src = x;
+  up.w = w.w13;
+  up.scale = w.w13_scale;
+  up.N = w.inter;
+  up.K = w.hidden;
+  up.inter = w.inter;
+  up.scale_nb = 2 * inter_blocks;
+  up.scale_kb = hidden_blocks;
+  up.up_block0 = inter_blocks;
+  up.perm = perm;
+  up.tiles = tiles;
+  up.num_tiles = num_tiles;
+  up.top_k = top_k;
+  up.h = h;
+  const int ksplit = bm == kBmDecode ? choose_ksplit(entries, w.num_experts, w.hidden, w.inter, sm_count()) : 1;
+  up.gate_up = gate_up;
+  up.ktiles_per_split = ((w.hidden + 127) / 128 + ksplit - 1) / ksplit;
+  if (ksplit > 1)
+    cudaMemsetAsync(gate_up, 0, std::size_t(entries) * 2 * w.inter * sizeof(float), s);
+  GemmArgs down = up;
+  down.a_src = h;
+  down.w = w.w2;
+  down.scale = w.w2_scale;
+  down.N = w.hidden;
+  down.K = w.inter;
+  down.scale_nb = hidden_blocks;
+  down.scale_kb = inter_blocks;
+  down.up_block0 = 0;
+  down.out = out;
+  down.topk_weights = topk_weights;
+  const int grid_x = max_tiles(entries, w.num_experts, bm);
+  if (w.fp8)
+    run_gemms<true>(up, down, bm, grid_x, ksplit, entries, s);
+  else
+    run_gemms<false>(up, down, bm, grid_x, ksplit, entries, s);
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string("moe_experts: ") + cudaGetErrorString(e));
+}
+
+}  // namespace troupe::kernels

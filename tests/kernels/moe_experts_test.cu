@@ -1,0 +1,196 @@
+// moe_experts against dequantize-then-matmul on the host in float64 (tolerance: see moe_test.cu's header):
+// bf16 and FP8 (128x128 block scales, inter not a multiple of 128 included), decode tiles (BM 16) and prefill
+// tiles (BM 64), experts with no tokens and one expert that every token uses.
+#include "kernels/moe/moe.hpp"
+#include "tests/kernels/kernel_test.hpp"
+#include "tests/kernels/mla_moe_util.hpp"
+
+#include <cmath>
+#include <numeric>
+
+namespace {
+
+using namespace troupe::kernel_test;
+using troupe::kernels::MoeWeights;
+
+struct Shape {
+  int E, K, H, I;
+  bool fp8;
+};
+
+// splitmix64: fast enough for a few hundred million weights.
+struct Fast {
+  std::uint64_t s;
+  std::uint64_t next() {
+    std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  float uniform() { return float(next() >> 40) / float(1 << 24) * 2.f - 1.f; }  // [-1, 1)
+};
+
+// One expert matrix set, kept in its storage type; dequantized per expert on demand.
+struct HostExperts {
+  Shape sh;
+  std::vector<__nv_bfloat16> w13_bf, w2_bf;
+  std::vector<__nv_fp8_e4m3> w13_q, w2_q;
+  std::vector<float> s13, s2;  // [E, 2 * ceil(I/128), ceil(H/128)], [E, ceil(H/128), ceil(I/128)]
+  int ib() const { return (sh.I + 127) / 128; }
+  int hb() const { return (sh.H + 127) / 128; }
+
+  HostExperts(const Shape& s, std::uint64_t seed) : sh(s) {
+    Fast f{seed};
+    const std::size_t n13 = std::size_t(s.E) * 2 * s.I * s.H, n2 = std::size_t(s.E) * s.H * s.I;
+    const float a13 = 1.f / std::sqrt(float(s.H)), a2 = 1.f / std::sqrt(float(s.I));
+    if (!s.fp8) {
+      w13_bf.resize(n13), w2_bf.resize(n2);
+      for (auto& v : w13_bf) v = __float2bfloat16(f.uniform() * a13);
+      for (auto& v : w2_bf) v = __float2bfloat16(f.uniform() * a2);
+      return;
+    }
+    // e4m3 codes over most of their range (|v| up to 240), each block with its own scale around a / 240
+    w13_q.resize(n13), w2_q.resize(n2);
+    for (auto& v : w13_q) v = __nv_fp8_e4m3(f.uniform() * 240.f);
+    for (auto& v : w2_q) v = __nv_fp8_e4m3(f.uniform() * 240.f);
+    s13.resize(std::size_t(s.E) * 2 * ib() * hb()), s2.resize(std::size_t(s.E) * hb() * ib());
+    for (float& v : s13) v = (1.25f + 0.75f * f.uniform()) * a13 / 240.f;
+    for (float& v : s2) v = (1.25f + 0.75f * f.uniform()) * a2 / 240.f;
+  }
+  // Expert e's [gate | up] rows [2I, H] and down [H, I] in float: the checkpoint value times its block scale.
+  void dequant(int e, std::vector<float>& w13, std::vector<float>& w2) const {
+    const int H = sh.H, I = sh.I;
+    w13.resize(std::size_t(2) * I * H), w2.resize(std::size_t(H) * I);
+    for (int r = 0; r < 2 * I; ++r)
+      for (int c = 0; c < H; ++c) {
+        const std::size_t i = (std::size_t(e) * 2 * I + r) * H + c;
+        if (!sh.fp8) {
+          w13[std::size_t(r) * H + c] = __bfloat162float(w13_bf[i]);
+          continue;
+        }
+        const int rb = r < I ? r / 128 : ib() + (r - I) / 128;  // gate and up blocks stacked
+        w13[std::size_t(r) * H + c] = float(w13_q[i]) * s13[(std::size_t(e) * 2 * ib() + rb) * hb() + c / 128];
+      }
+    for (int r = 0; r < H; ++r)
+      for (int c = 0; c < I; ++c) {
+        const std::size_t i = (std::size_t(e) * H + r) * I + c;
+        w2[std::size_t(r) * I + c] =
+            sh.fp8 ? float(w2_q[i]) * s2[(std::size_t(e) * hb() + r / 128) * ib() + c / 128] : __bfloat162float(w2_bf[i]);
+      }
+  }
+};
+
+// out[t] += sum_k w[t,k] * down(silu(gate x) * up x), expert by expert.
+std::vector<float> reference(const HostExperts& hx, const std::vector<float>& x, int n, const std::vector<int>& ids,
+                             const std::vector<float>& wts, std::vector<float> out) {
+  const int H = hx.sh.H, I = hx.sh.I, K = hx.sh.K;
+  std::vector<float> w13, w2;
+  std::vector<double> hh(I);
+  for (int e = 0; e < hx.sh.E; ++e) {
+    bool used = false;
+    for (int id : ids) used = used || id == e;
+    if (!used) continue;
+    hx.dequant(e, w13, w2);
+    for (int i = 0; i < n * K; ++i) {
+      if (ids[i] != e) continue;
+      const float* xt = x.data() + std::size_t(i / K) * H;
+      for (int j = 0; j < I; ++j) {
+        double g = 0, u = 0;
+        const float* wg = w13.data() + std::size_t(j) * H;
+        const float* wu = w13.data() + std::size_t(I + j) * H;
+        for (int c = 0; c < H; ++c) g += double(xt[c]) * wg[c], u += double(xt[c]) * wu[c];
+        hh[j] = g / (1.0 + std::exp(-g)) * u;
+      }
+      for (int r = 0; r < H; ++r) {
+        double y = 0;
+        for (int j = 0; j < I; ++j) y += hh[j] * w2[std::size_t(r) * I + j];
+        out[std::size_t(i / K) * H + r] += float(wts[i] * y);
+      }
+    }
+  }
+  return out;
+}
+
+void run_experts(const char* what, const Shape& sh, int n, const std::vector<int>& ids, unsigned seed) {
+  const HostExperts hx(sh, seed);
+  std::mt19937 rng(seed);
+  const std::vector<float> x = random_bf16(rng, std::size_t(n) * sh.H, -1.f, 1.f);
+  std::vector<float> wts(ids.size()), out0(std::size_t(n) * sh.H);
+  std::uniform_real_distribution<float> wd(0.05f, 1.f), od(-1.f, 1.f);
+  for (float& w : wts) w = wd(rng);
+  for (float& v : out0) v = od(rng);
+  DevBuf<__nv_bfloat16> d_x(to_bf16(x));
+  DevBuf<std::int32_t> d_ids(std::vector<std::int32_t>(ids.begin(), ids.end()));
+  DevBuf<float> d_w(wts), d_out(out0);
+  MoeWeights w;
+  w.fp8 = sh.fp8, w.num_experts = sh.E, w.hidden = sh.H, w.inter = sh.I;
+  DevBuf<__nv_bfloat16> d13b(sh.fp8 ? 0 : hx.w13_bf.size()), d2b(sh.fp8 ? 0 : hx.w2_bf.size());
+  DevBuf<__nv_fp8_e4m3> d13q(sh.fp8 ? hx.w13_q.size() : 0), d2q(sh.fp8 ? hx.w2_q.size() : 0);
+  DevBuf<float> ds13(sh.fp8 ? hx.s13 : std::vector<float>{}), ds2(sh.fp8 ? hx.s2 : std::vector<float>{});
+  if (sh.fp8) {
+    d13q.upload(hx.w13_q), d2q.upload(hx.w2_q);
+    w.w13 = d13q.p, w.w2 = d2q.p, w.w13_scale = ds13.p, w.w2_scale = ds2.p;
+  } else {
+    d13b.upload(hx.w13_bf), d2b.upload(hx.w2_bf);
+    w.w13 = d13b.p, w.w2 = d2b.p;
+  }
+  DevBuf<unsigned char> ws(troupe::kernels::moe_workspace_bytes(n, sh.K, w));
+  troupe::kernels::moe_experts(d_x.p, n, d_ids.p, d_w.p, sh.K, w, ws.p, d_out.p, nullptr);
+  cuda_ok(cudaDeviceSynchronize(), what);
+  const std::vector<float> want = reference(hx, x, n, ids, wts, out0);
+  double ss = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) ss += double(want[i] - out0[i]) * (want[i] - out0[i]);
+  const float rms = float(std::sqrt(ss / want.size()));
+  check(rms > 1e-3f, "the experts change the output");
+  check_close(what, d_out.download(), want, 2e-2f * rms, 0.f);
+}
+
+// Each token: `fixed` (if >= 0) plus distinct random experts from [0, pool).
+std::vector<int> pick(int n, int K, int pool, int fixed, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<int> ids;
+  for (int t = 0; t < n; ++t) {
+    std::vector<int> e(pool);
+    std::iota(e.begin(), e.end(), 0);
+    std::shuffle(e.begin(), e.end(), rng);
+    std::vector<int> row;
+    if (fixed >= 0) row.push_back(fixed);
+    for (int v : e)
+      if (int(row.size()) < K && v != fixed) row.push_back(v);
+    ids.insert(ids.end(), row.begin(), row.end());
+  }
+  return ids;
+}
+
+}  // namespace
+
+KERNEL_TEST(moe_experts_tiny_shapes) {
+  for (bool fp8 : {false, true}) {
+    const Shape sh{12, 3, 256, 64, fp8};  // the tiny V3 checkpoints (inter 64: half an FP8 block)
+    run_experts(fp8 ? "tiny fp8 decode n=5" : "tiny bf16 decode n=5", sh, 5, pick(5, 3, 12, -1, 41), 41);
+    run_experts(fp8 ? "tiny fp8 prefill n=200 (BM 64)" : "tiny bf16 prefill n=200 (BM 64)", sh, 200,
+                pick(200, 3, 12, -1, 42), 42);
+  }
+  run_experts("v2-lite-like bf16 h128 inter 64 n=1", {8, 3, 128, 64, false}, 1, pick(1, 3, 8, -1, 43), 43);
+}
+
+KERNEL_TEST(moe_experts_skewed_routing) {
+  for (bool fp8 : {false, true}) {
+    // experts 8..15 get no token, expert 5 gets every token (decode tiles, 100 x 4 entries over 16 experts)
+    run_experts(fp8 ? "one expert takes all, fp8, BM 16" : "one expert takes all, bf16, BM 16",
+                {16, 4, 512, 128, fp8}, 100, pick(100, 4, 8, 5, 51), 51);
+    // prefill tiles: 300 tokens, every one on expert 2 plus one of experts 0..7 (several M tiles per expert)
+    run_experts(fp8 ? "one expert takes all, fp8, BM 64" : "one expert takes all, bf16, BM 64",
+                {8, 2, 256, 128, fp8}, 300, pick(300, 2, 8, 2, 52), 52);
+  }
+  run_experts("256 experts, few used, bf16", {256, 8, 256, 128, false}, 3, pick(3, 8, 256, -1, 53), 53);
+}
+
+KERNEL_TEST(moe_experts_real_widths) {
+  // R1 with TP 8 (hidden 7168, inter 2048 / 8) at decode sizes; 16 of the 256 experts kept to bound host work
+  run_experts("R1 widths fp8 n=1", {16, 8, 7168, 256, true}, 1, pick(1, 8, 16, -1, 61), 61);
+  run_experts("R1 widths fp8 n=16", {16, 8, 7168, 256, true}, 16, pick(16, 8, 16, -1, 62), 62);
+  // V2-Lite's inter 1408 = 11 FP8 blocks, hidden 2048
+  run_experts("inter 1408 fp8 n=24", {16, 6, 2048, 1408, true}, 24, pick(24, 6, 16, -1, 63), 63);
+  run_experts("inter 1408 bf16 n=24", {16, 6, 2048, 1408, false}, 24, pick(24, 6, 16, -1, 64), 64);
+}
