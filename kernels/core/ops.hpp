@@ -50,7 +50,9 @@ void cache_write_kv(const bf16* k, int k_stride, const bf16* v, int v_stride, in
 
 // Causal GQA attention of every query token of the batch over its sequence's cached KV (positions
 // 0..positions[t]), FlashAttention-style online softmax in float32. q rows [num_tokens, q_stride] with
-// num_heads heads of head_dim; out [num_tokens, num_heads * head_dim].
+// num_heads heads of head_dim (8, 16, 32, 64, 128 or 256); out [num_tokens, num_heads * head_dim]. Long
+// contexts split the keys; the partials live in a 16 MB buffer per device allocated on the first such call
+// (make it before capturing a CUDA graph).
 void paged_attention(const bf16* q, int q_stride, int num_heads, int num_kv_heads, int head_dim,
                      const bf16* k_cache, const bf16* v_cache, const AttnBatch& b, float scale, bf16* out,
                      cudaStream_t s);

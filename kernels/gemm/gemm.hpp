@@ -25,14 +25,17 @@ class Gemm {
             cudaStream_t s, bool accumulate = false);
 
   // Per batch entry i: C_i = A_i * W_i^T with element strides between entries (MLA's per-head W_UK / W_UV
-  // absorption). lda/ldw/ldc are row strides in elements.
+  // absorption). lda/ldw/ldc are row strides in elements. w_transposed: W_i is stored [k, n] (ldw >= n) and
+  // C_i = A_i * W_i (W_UK as it sits in kv_b_proj); otherwise W_i is [n, k] (ldw >= k).
   void bf16_batched(const __nv_bfloat16* a, int lda, long long stride_a, const __nv_bfloat16* w, int ldw,
                     long long stride_w, __nv_bfloat16* c, int ldc, long long stride_c, int batch, int m, int n,
                     int k, bool w_transposed, cudaStream_t s);
 
   // DeepSeek FP8: W [n, k] e4m3 with one float32 per 128x128 block (w_scale [ceil(n/128), k/128], the
   // checkpoint's weight_scale_inv), A [m, k] e4m3 with one float32 per 1x128 group (a_scale [m, k/128]).
-  // C is bf16. m is padded internally where cuBLASLt has no algorithm for small m.
+  // C is bf16. m is padded internally (to a multiple of 4, at least 16) and the activation scales are
+  // re-laid token-major for cuBLASLt, in scratch buffers that grow with cudaMalloc on the first call of a
+  // larger shape: run each shape once before capturing a CUDA graph.
   void fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp8_e4m3* w, const float* w_scale,
                  __nv_bfloat16* c, int m, int n, int k, cudaStream_t s);
 

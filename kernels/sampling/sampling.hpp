@@ -1,7 +1,9 @@
 #pragma once
 // Sampling on the GPU: one row of logits per request that samples this step. Penalties are applied to the
 // logits first (apply_penalties), then each row is sampled with its own parameters and seed. Rows with
-// temperature 0 are greedy (argmax, lowest id on ties, as the cpu sampler).
+// temperature 0 are greedy (argmax, lowest id on ties, as the cpu sampler). Other rows keep the cpu
+// sampler's kept set (min_p, then top_k, then top_p, ties by lowest id) and draw by Gumbel-max keyed by
+// (seed, step): reproducible, the same distribution as the cpu's inverse-CDF draw, not the same tokens.
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -25,8 +27,9 @@ struct SampleParams {           // one per row, in device memory
 void apply_penalties(float* logits, int rows, int vocab, const SampleParams* params, const std::uint16_t* counts,
                      const std::uint8_t* prompt_mask, cudaStream_t s);
 
-std::size_t sample_workspace_bytes(int rows, int vocab);
-// tokens [rows]; logprob [rows] (log-softmax of the unmodified logits at the sampled token);
+std::size_t sample_workspace_bytes(int rows, int vocab);  // the sampler needs none today: a small constant
+// tokens [rows]; logprob [rows] (log-softmax of the logits given to sample, before temperature and filters, at
+// the sampled token; vLLM and the cpu sampler report raw logits, so keep a copy if penalties ran in place);
 // top_ids / top_logprobs [rows, max_logprobs] for rows that ask (num_logprobs <= max_logprobs).
 void sample(const float* logits, int rows, int vocab, const SampleParams* params, void* workspace,
             std::int32_t* tokens, float* logprob, std::int32_t* top_ids, float* top_logprobs, int max_logprobs,

@@ -1,0 +1,197 @@
+// cuBLASLt GEMMs. cuBLAS is column-major, our tensors row-major, so every call computes the transpose:
+//
+//   row-major C[m, n] = A[m, k] W[n, k]^T   <=>   column-major C'(n x m) = W'^T (n x k) * A' (k x m)
+//
+// where W' is W read column-major (k x n, ld k) and A' is A read column-major (k x m, ld k). cuBLAS's "A"
+// operand is our weight (transposed: TN layout, which FP8 requires) and its "B" operand our activations.
+// Descriptors and the heuristic's algorithm are built once per shape and cached; a call only sets pointers.
+#include "kernels/gemm/gemm.hpp"
+#include "kernels/gemm/fp8_prep.hpp"
+
+#include <cublasLt.h>
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+
+namespace troupe::kernels {
+namespace {
+
+void lt_check(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(std::string("cuBLASLt ") + what + ": status " + std::to_string(int(st)));
+}
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("gemm ") + what + ": " + cudaGetErrorString(e));
+}
+
+enum class Kind { bf16, bf16_batched, fp8 };
+
+// Everything that selects descriptors and algorithm. Strides are part of it (batched calls).
+struct Key {
+  Kind kind;
+  int m, n, k, out, accumulate, w_transposed, batch;
+  long long lda, ldw, ldc, sa, sw, sc;
+  bool operator<(const Key& o) const {
+    return std::tie(kind, m, n, k, out, accumulate, w_transposed, batch, lda, ldw, ldc, sa, sw, sc) <
+           std::tie(o.kind, o.m, o.n, o.k, o.out, o.accumulate, o.w_transposed, o.batch, o.lda, o.ldw, o.ldc, o.sa,
+                    o.sw, o.sc);
+  }
+};
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool has_algo = false;
+  ~Plan() {
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+cublasLtMatrixLayout_t layout(cudaDataType_t t, long long rows, long long cols, long long ld, int batch = 1,
+                              long long stride = 0) {
+  cublasLtMatrixLayout_t l = nullptr;
+  lt_check(cublasLtMatrixLayoutCreate(&l, t, rows, cols, ld), "layout");
+  if (batch > 1) {
+    lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof(batch)), "batch");
+    lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)),
+             "batch stride");
+  }
+  return l;
+}
+
+void set_ops(cublasLtMatmulDesc_t d, cublasOperation_t ta, cublasOperation_t tb) {
+  lt_check(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "transa");
+  lt_check(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "transb");
+}
+
+}  // namespace
+
+struct Gemm::Impl {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  std::mutex mu;
+  std::map<Key, std::unique_ptr<Plan>> plans;
+  Fp8Staging staging;  // padded activations / scales for fp8_block
+
+  Plan& plan(const Key& key) {
+    auto it = plans.find(key);
+    if (it != plans.end()) return *it->second;
+    auto p = std::make_unique<Plan>();
+    build(key, *p);
+    return *plans.emplace(key, std::move(p)).first->second;
+  }
+
+  void build(const Key& key, Plan& p) {
+    const bool fp8 = key.kind == Kind::fp8;
+    lt_check(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc");
+    const cudaDataType_t in = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+    const cudaDataType_t out = key.out == int(OutType::f32) ? CUDA_R_32F : CUDA_R_16BF;
+    if (key.w_transposed) {  // W_i stored [k, n]: column-major n x k, used as is
+      set_ops(p.desc, CUBLAS_OP_N, CUBLAS_OP_N);
+      p.a = layout(in, key.n, key.k, key.ldw, key.batch, key.sw);
+    } else {  // W_i stored [n, k]: column-major k x n, transposed
+      set_ops(p.desc, CUBLAS_OP_T, CUBLAS_OP_N);
+      p.a = layout(in, key.k, key.n, key.ldw, key.batch, key.sw);
+    }
+    p.b = layout(in, key.k, key.m, key.lda, key.batch, key.sa);
+    p.c = layout(out, key.n, key.m, key.ldc, key.batch, key.sc);
+    if (fp8) {
+      const std::int32_t wmode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, amode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+      lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &wmode, sizeof(wmode)),
+               "A scale mode");
+      lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &amode, sizeof(amode)),
+               "B scale mode");
+      // Scale pointers must be set before the heuristic query; the real ones are set per call.
+      static float dummy_scale = 1.0f;
+      const void* ptr = &dummy_scale;
+      lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ptr, sizeof(ptr)), "A scale");
+      lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &ptr, sizeof(ptr)), "B scale");
+    }
+    cublasLtMatmulPreference_t pref = nullptr;
+    lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                                  sizeof(workspace_bytes)),
+             "workspace pref");
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+      p.algo = result.algo;
+      p.has_algo = true;
+    }
+  }
+
+  void run(Plan& p, const void* w, const void* a, void* c, bool accumulate, cudaStream_t s, const char* what) {
+    if (!p.has_algo) throw std::runtime_error(std::string("cuBLASLt found no algorithm for ") + what);
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    lt_check(cublasLtMatmul(handle, p.desc, &alpha, w, p.a, a, p.b, &beta, c, p.c, c, p.c, &p.algo, workspace,
+                            workspace_bytes, s),
+             what);
+  }
+};
+
+Gemm::Gemm(std::size_t workspace_bytes) : impl_(std::make_unique<Impl>()) {
+  lt_check(cublasLtCreate(&impl_->handle), "create");
+  impl_->workspace_bytes = workspace_bytes;
+  if (workspace_bytes) cuda_check(cudaMalloc(&impl_->workspace, workspace_bytes), "workspace");
+}
+
+Gemm::~Gemm() {
+  impl_->plans.clear();
+  impl_->staging.release();
+  if (impl_->workspace) cudaFree(impl_->workspace);
+  if (impl_->handle) cublasLtDestroy(impl_->handle);
+}
+
+void Gemm::bf16(const __nv_bfloat16* a, const __nv_bfloat16* w, void* c, OutType out, int m, int n, int k,
+                cudaStream_t s, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) throw std::invalid_argument("Gemm::bf16: k must be positive");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const Key key{Kind::bf16, m, n, k, int(out), accumulate, 0, 1, k, k, n, 0, 0, 0};
+  impl_->run(impl_->plan(key), w, a, c, accumulate, s, "bf16 GEMM");
+}
+
+void Gemm::bf16_batched(const __nv_bfloat16* a, int lda, long long stride_a, const __nv_bfloat16* w, int ldw,
+                        long long stride_w, __nv_bfloat16* c, int ldc, long long stride_c, int batch, int m, int n,
+                        int k, bool w_transposed, cudaStream_t s) {
+  if (m <= 0 || n <= 0 || batch <= 0) return;
+  if (k <= 0) throw std::invalid_argument("Gemm::bf16_batched: k must be positive");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const Key key{Kind::bf16_batched, m, n, k, int(OutType::bf16), 0, w_transposed, batch, lda, ldw, ldc,
+                stride_a, stride_w, stride_c};
+  impl_->run(impl_->plan(key), w, a, c, false, s, "batched bf16 GEMM");
+}
+
+void Gemm::fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp8_e4m3* w, const float* w_scale,
+                     __nv_bfloat16* c, int m, int n, int k, cudaStream_t s) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || k % 128 != 0) throw std::invalid_argument("Gemm::fp8_block: k must be a positive multiple of 128");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  // cuBLASLt wants the activation scales token-major ([k/128, m_pad]) with m_pad a multiple of 4 (and at
+  // least 16: it has no algorithm for m = 1), and the weight scales' k-block dimension padded to 4.
+  const Fp8Prepared prep = impl_->staging.prepare(a, a_scale, w_scale, m, n, k, s);
+  const Key key{Kind::fp8, prep.m_pad, n, k, int(OutType::bf16), 0, 0, 1, k, k, n, 0, 0, 0};
+  Plan& p = impl_->plan(key);
+  const void* wsp = prep.w_scale;
+  const void* asp = prep.a_scale;
+  lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &wsp, sizeof(wsp)), "A scale");
+  lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &asp, sizeof(asp)), "B scale");
+  void* out = prep.m_pad == m ? static_cast<void*>(c) : prep.c;
+  impl_->run(p, w, prep.a, out, false, s, "FP8 block-scaled GEMM");
+  if (out != c)
+    cuda_check(cudaMemcpyAsync(c, out, std::size_t(m) * n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToDevice, s),
+               "copy padded output");
+}
+
+}  // namespace troupe::kernels

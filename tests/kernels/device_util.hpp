@@ -1,0 +1,122 @@
+#pragma once
+// Host-side helpers for the kernel tests and benchmarks: device buffers, bf16 / fp8 e4m3 conversions done
+// bit by bit on the host (round to nearest even, as the device's conversions), random data.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace troupe::kernel_test {
+
+inline void cuda_ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// A device array of n T's; bf16 and fp8 buffers are held as uint16_t / uint8_t and cast at the call.
+template <class T>
+class Dev {
+ public:
+  Dev() = default;
+  explicit Dev(std::size_t n) : n_(n) {
+    if (n) cuda_ok(cudaMalloc(&p_, n * sizeof(T)), "cudaMalloc");
+  }
+  explicit Dev(const std::vector<T>& h) : Dev(h.size()) { upload(h); }
+  Dev(Dev&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  Dev& operator=(Dev&& o) noexcept {
+    std::swap(p_, o.p_), std::swap(n_, o.n_);
+    return *this;
+  }
+  Dev(const Dev&) = delete;
+  ~Dev() {
+    if (p_) cudaFree(p_);
+  }
+  void upload(const std::vector<T>& h) {
+    if (h.size() != n_) throw std::logic_error("Dev::upload: size mismatch");
+    if (n_) cuda_ok(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice), "upload");
+  }
+  std::vector<T> host() const {
+    std::vector<T> h(n_);
+    cuda_ok(cudaDeviceSynchronize(), "sync before download");
+    if (n_) cuda_ok(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost), "download");
+    return h;
+  }
+  T* get() const { return p_; }
+  template <class U>
+  U* as() const {
+    return reinterpret_cast<U*>(p_);
+  }
+  std::size_t size() const { return n_; }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+inline float bf16_to_float(std::uint16_t b) {
+  const std::uint32_t u = std::uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline std::uint16_t float_to_bf16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return std::uint16_t(u >> 16);
+}
+inline float round_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
+
+// OCP FP8 E4M3 (NVIDIA's __nv_fp8_e4m3): bias 7, no infinities, 0x7f / 0xff are NaN, max 448.
+inline float fp8_to_float(std::uint8_t b) {
+  const int sign = b >> 7, exp = (b >> 3) & 15, man = b & 7;
+  if (exp == 15 && man == 7) return NAN;
+  const float v = exp == 0 ? std::ldexp(float(man), -9) : std::ldexp(1.0f + float(man) / 8.0f, exp - 7);
+  return sign ? -v : v;
+}
+// Round to nearest even with saturation to +-448 (the device's __NV_SATFINITE).
+inline std::uint8_t float_to_fp8(float f) {
+  std::uint8_t best = 0;
+  float best_err = INFINITY;
+  const float a = std::fabs(f) > 448.0f ? 448.0f : std::fabs(f);
+  for (int c = 0; c < 127; ++c) {  // 0x00..0x7e: every finite non-negative value
+    const float err = std::fabs(fp8_to_float(std::uint8_t(c)) - a);
+    if (err < best_err || (err == best_err && (c & 1) == 0)) best_err = err, best = std::uint8_t(c);
+  }
+  return std::uint8_t(best | (f < 0 && best ? 0x80 : 0));
+}
+
+struct Rng {
+  std::mt19937_64 g;
+  explicit Rng(std::uint64_t seed) : g(seed) {}
+  float uniform(float lo = -1, float hi = 1) { return std::uniform_real_distribution<float>(lo, hi)(g); }
+  int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(g); }
+  std::vector<float> floats(std::size_t n, float lo = -1, float hi = 1) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = uniform(lo, hi);
+    return v;
+  }
+  // bf16 bits of uniform values, and their float values (what the device sees)
+  std::vector<std::uint16_t> bf16s(std::size_t n, std::vector<float>* as_float, float lo = -1, float hi = 1) {
+    std::vector<std::uint16_t> v(n);
+    if (as_float) as_float->resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = float_to_bf16(uniform(lo, hi));
+      if (as_float) (*as_float)[i] = bf16_to_float(v[i]);
+    }
+    return v;
+  }
+};
+
+inline std::vector<float> to_floats(const std::vector<std::uint16_t>& b) {
+  std::vector<float> f(b.size());
+  for (std::size_t i = 0; i < b.size(); ++i) f[i] = bf16_to_float(b[i]);
+  return f;
+}
+
+}  // namespace troupe::kernel_test
