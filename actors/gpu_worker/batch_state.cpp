@@ -16,7 +16,23 @@ SamplingOptions sampling_options(schema::SamplingParams::Reader p, std::int32_t 
   for (auto t : p.getStopTokenIds()) o.stop_token_ids.push_back(t);
   o.eos_token_id = eos_token_id;
   o.logprobs = p.getLogprobs();
+  o.prompt_logprobs = p.getPromptLogprobs();
   return o;
+}
+
+void write_prompt_logprobs(schema::SampledOutput::Builder out, const SampleResult& s) {
+  if (s.prompt_logprobs.empty()) return;
+  auto list = out.initPromptLogprobs(static_cast<unsigned>(s.prompt_logprobs.size()));
+  for (unsigned i = 0; i < s.prompt_logprobs.size(); ++i) {
+    const auto& p = s.prompt_logprobs[i];
+    list[i].setLogprob(p.logprob);
+    list[i].setRank(p.rank);
+    auto top = list[i].initTop(static_cast<unsigned>(p.top.size()));
+    for (unsigned k = 0; k < p.top.size(); ++k) {
+      top[k].setToken(p.top[k].token);
+      top[k].setLogprob(p.top[k].logprob);
+    }
+  }
 }
 
 // The first `num_shared` blocks hold a prefix-cache hit's KV: other requests may hold them too (they are

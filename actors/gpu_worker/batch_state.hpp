@@ -25,7 +25,11 @@ struct WorkerRequest {
   bool has_seed = false;
   SamplingOptions sampling;         // NewRequest.sampling (+ its eosTokenId)
   std::uint32_t num_prompt = 0;     // tokens[0, num_prompt) are the prompt, the rest its outputs
+  // prompt_logprobs: entries for prompt tokens 1..k gathered over the prefill chunks so far. They go out
+  // with the first sampled token; a request resumed after it had outputs does not gather them again.
+  std::vector<PositionLogprob> prompt_lps;
   bool sample_now() const { return num_scheduled > 0 && num_computed + num_scheduled >= tokens.size(); }
+  bool gathers_prompt_logprobs() const { return sampling.prompt_logprobs >= 0 && tokens.size() == num_prompt; }
 };
 
 // What a step sampled, per request: the token and, when the request asked for them, its logprobs.
@@ -33,6 +37,9 @@ using SampledTokens = std::unordered_map<std::uint64_t, SampleResult>;
 
 // The schema's sampling params as the sampler takes them.
 SamplingOptions sampling_options(schema::SamplingParams::Reader p, std::int32_t eos_token_id);
+
+// A sampled token's prompt logprobs (SampleResult.prompt_logprobs) into the step result's output.
+void write_prompt_logprobs(schema::SampledOutput::Builder out, const SampleResult& s);
 
 class BatchState {
  public:

@@ -1,8 +1,8 @@
 #pragma once
 // The cpu reference backend: a CpuModel (Llama/Qwen2, DeepSeek) over a paged KV cache indexed by the
-// scheduler's block ids, sampling on the host. With tensor-parallel-size > 1, Llama/Qwen2 ranks hold
-// their shard and all-reduce through memory (so all ranks must be in one process); DeepSeek ranks still
-// compute the whole model. Ranks agree bitwise, and only rank 0's tokens are reported.
+// scheduler's block ids, sampling on the host. With tensor-parallel-size > 1 every rank holds its shard
+// (Llama/Qwen2 and DeepSeek: heads, MLP columns, DeepSeek's experts) and all-reduces through memory (so all
+// ranks must be in one process). Ranks agree bitwise, and only rank 0's tokens are reported.
 #include "actors/gpu_worker/backend.hpp"
 #include "model/cpu/cpu_model.hpp"
 

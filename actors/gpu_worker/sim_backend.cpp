@@ -28,6 +28,22 @@ SampleResult SimBackend::fake_logprobs(std::int32_t token, std::int32_t top_n) {
   return s;
 }
 
+std::vector<PositionLogprob> SimBackend::fake_prompt_logprobs(std::span<const std::int32_t> prompt, std::int32_t top_n) {
+  std::vector<PositionLogprob> out;
+  for (std::size_t i = 1; i < prompt.size(); ++i) {
+    std::int32_t tok = prompt[i];
+    auto rank = std::uint32_t(1 + i % 3);
+    PositionLogprob p{-float(rank - 1), rank, {}};
+    for (std::int32_t k = 0; k < top_n; ++k) {
+      // Other ids: the printable bytes after the token (distinct for k < 94; N is at most 20).
+      std::int32_t id = std::uint32_t(k) + 1 == rank ? tok : 32 + (tok - 32 + k + 1 + 95 * 4) % 95;
+      p.top.push_back({id, -float(k)});
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 double SimBackend::step_us(double step, double per_prefill_token, double per_decode_seq,
                            std::uint64_t prefill_tokens, std::uint64_t decode_seqs) {
   return step + per_prefill_token * double(prefill_tokens) + per_decode_seq * double(decode_seqs);
@@ -52,6 +68,8 @@ SampledTokens SimBackend::execute(const std::vector<WorkerRequest*>& batch) {
     // continues exactly where it was preempted.
     auto tok = token_at(r->tokens.front(), r->sampling_seed, r->tokens.size());
     sampled[r->id] = r->sampling.logprobs >= 0 ? fake_logprobs(tok, r->sampling.logprobs) : SampleResult{tok, 0, {}};
+    if (r->gathers_prompt_logprobs())
+      sampled[r->id].prompt_logprobs = fake_prompt_logprobs(r->tokens, r->sampling.prompt_logprobs);
   }
   double us = step_us(step_us_, prefill_us_, decode_us_, prefill, decode);
   if (us > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::micro>(us));

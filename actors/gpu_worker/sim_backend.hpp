@@ -5,6 +5,8 @@
 // requests were batched or preempted, and never EOS.
 #include "actors/gpu_worker/backend.hpp"
 
+#include <span>
+
 
 namespace troupe {
 
@@ -18,6 +20,9 @@ class SimBackend final : public Backend {
   // Fake logprobs, deterministic: the sampled token gets 0.0; with top_n >= 0, `top` holds top_n entries,
   // the sampled token first (0.0), then other distinct ids with logprobs -1, -2, ... They are no model's.
   static SampleResult fake_logprobs(std::int32_t token, std::int32_t top_n);
+  // Fake prompt logprobs for prompt tokens 1..n-1, consistent among themselves: prompt token i has rank
+  // 1 + i % 3 and logprob -(rank - 1); top k (0-based) has logprob -k and is the prompt token at k = rank - 1.
+  static std::vector<PositionLogprob> fake_prompt_logprobs(std::span<const std::int32_t> prompt, std::int32_t top_n);
   static double step_us(double step, double per_prefill_token, double per_decode_seq, std::uint64_t prefill_tokens,
                         std::uint64_t decode_seqs);
 

@@ -90,4 +90,26 @@ json LogprobFormatter::chat(const std::vector<GeneratedToken>& tokens, std::int3
   return {{"content", std::move(content)}};
 }
 
+json LogprobFormatter::prompt_logprobs(const std::vector<std::int32_t>& prompt,
+                                      const std::vector<PromptTokenLogprob>& entries) const {
+  json out = json::array();
+  for (std::size_t i = 0; i < prompt.size(); ++i) {
+    if (i == 0 || i - 1 >= entries.size()) {
+      out.push_back(nullptr);
+      continue;
+    }
+    const auto& e = entries[i - 1];
+    json d = json::object();
+    auto put = [&](std::int32_t id, float lp, std::uint32_t rank) {
+      // No tokenizer (skip-tokenizer-init): vLLM leaves decoded_token None.
+      json text = codec_->has_tokenizer() ? json(decoded(id, -1)) : json(nullptr);
+      d[std::to_string(id)] = {{"logprob", clamp_lp(lp)}, {"rank", rank}, {"decoded_token", std::move(text)}};
+    };
+    put(prompt[i], e.logprob, e.rank);
+    for (std::size_t k = 0; k < e.top.size(); ++k) put(e.top[k].first, e.top[k].second, std::uint32_t(k + 1));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 }  // namespace troupe

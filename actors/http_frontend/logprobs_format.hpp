@@ -23,6 +23,14 @@ struct GeneratedToken {
   std::vector<std::pair<std::int32_t, float>> top;  // the engine's top N, best first
 };
 
+// One prompt position's engine values (vLLM's prompt_logprobs): the prompt token's logprob and 1-based
+// rank, and the top N (token id, logprob), best first.
+struct PromptTokenLogprob {
+  float logprob = 0;
+  std::uint32_t rank = 0;
+  std::vector<std::pair<std::int32_t, float>> top;
+};
+
 class LogprobFormatter {
  public:
   // as_token_ids: return_tokens_as_token_ids, token strings become "token_id:N".
@@ -39,6 +47,14 @@ class LogprobFormatter {
   nlohmann::json completion(const std::vector<GeneratedToken>& tokens, std::int32_t num_top, std::int32_t prev,
                             std::size_t initial_offset) const;
   nlohmann::json chat(const std::vector<GeneratedToken>& tokens, std::int32_t num_top, std::int32_t prev) const;
+  // vLLM's prompt_logprobs: null for the first prompt token (nothing predicts it), then per token a dict
+  // keyed by token id: the prompt token with its rank, then the top N with ranks 1..N (the prompt token,
+  // when among them, keeps its dict slot and takes the top entry's values, as Python's dict update does):
+  //   [null, {"450": {"logprob": -2.1, "rank": 3, "decoded_token": "The"}, "11": {... "rank": 1 ...}}, ...]
+  // `entries[i]` belongs to prompt[i + 1]; missing entries are null. decoded_token is the token alone
+  // (null without a tokenizer).
+  nlohmann::json prompt_logprobs(const std::vector<std::int32_t>& prompt,
+                                 const std::vector<PromptTokenLogprob>& entries) const;
 
  private:
   const TextCodec* codec_;

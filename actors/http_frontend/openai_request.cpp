@@ -169,6 +169,13 @@ void parse_logprobs(const json& body, GenerationRequest& r) {
     if (top > 0 && !on) fail("top_logprobs", "when using 'top_logprobs', 'logprobs' must be set to true");
     if (on) r.logprobs = top;
   }
+  if (field(body, "prompt_logprobs")) {
+    r.prompt_logprobs = static_cast<std::int32_t>(get_int(body, "prompt_logprobs", 0, 0, kMaxLogprobs));
+    if (r.stream && *r.prompt_logprobs > 0)
+      fail("prompt_logprobs", "'prompt_logprobs' are not available when 'stream' is true");
+  } else if (r.kind == ApiKind::completion && r.echo && r.logprobs) {
+    r.prompt_logprobs = r.logprobs;  // the echoed prompt's logprobs come from the prompt's (vLLM)
+  }
   r.return_token_ids = get_bool(body, "return_token_ids", false);
   r.return_tokens_as_token_ids = get_bool(body, "return_tokens_as_token_ids", false);
 }

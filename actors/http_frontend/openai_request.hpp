@@ -52,6 +52,10 @@ struct GenerationRequest {
   // Top-N logprobs per generated token (completions `logprobs`; chat `top_logprobs` when `logprobs` is true,
   // 0 by default); unset: none. N is capped at kMaxLogprobs, vLLM's default max-logprobs.
   std::optional<std::int32_t> logprobs;
+  // vLLM's prompt_logprobs: per prompt token its logprob, rank and the top N (capped like logprobs); not
+  // with streaming when N > 0. Completions with echo and logprobs get it set to logprobs (as vLLM), so the
+  // echoed prompt carries logprobs too.
+  std::optional<std::int32_t> prompt_logprobs;
   bool return_token_ids = false;            // vLLM: prompt_token_ids and each choice's token_ids
   bool return_tokens_as_token_ids = false;  // vLLM: logprob token strings become "token_id:N"
 };

@@ -18,9 +18,39 @@ RequestContext::RequestContext(GenerationRequest req, std::vector<std::int32_t> 
   choices_.resize(std::max<std::uint32_t>(n, 1));
   for (std::uint32_t i = 0; i < choices_.size(); ++i) {
     choices_[i].index = i;
-    choices_[i].decoder = codec.stream(req_.skip_special_tokens);
+    choices_[i].decoder = codec.stream(req_.skip_special_tokens, prompt_ids_);  // primed: vLLM decodes after the prompt
     choices_[i].parser = reasoning;
+    choices_[i].echo_lps_pending = req_.echo && req_.logprobs && req_.prompt_logprobs;
   }
+}
+
+void RequestContext::keep_prompt_logprobs(schema::TokenEvent::Reader ev) {
+  if (!req_.prompt_logprobs || prompt_lps_ || ev.getTokens().size() == 0) return;
+  prompt_lps_.emplace();
+  for (auto p : ev.getPromptLogprobs()) {
+    PromptTokenLogprob e{p.getLogprob(), p.getRank(), {}};
+    for (auto t : p.getTop()) e.top.emplace_back(t.getToken(), t.getLogprob());
+    prompt_lps_->push_back(std::move(e));
+  }
+}
+
+json RequestContext::prompt_logprobs_json() const {
+  if (!req_.prompt_logprobs) return nullptr;
+  return fmt_.prompt_logprobs(prompt_ids_, prompt_lps_.value_or(std::vector<PromptTokenLogprob>{}));
+}
+
+// vLLM lists an echoed prompt's tokens ahead of the generated ones, with the prompt logprobs' values.
+std::vector<GeneratedToken> RequestContext::prompt_tokens() const {
+  std::vector<GeneratedToken> out;
+  for (std::size_t i = 0; i < prompt_ids_.size(); ++i) {
+    GeneratedToken g{prompt_ids_[i], std::nullopt, {}};
+    if (i > 0 && prompt_lps_ && i - 1 < prompt_lps_->size()) {
+      g.logprob = (*prompt_lps_)[i - 1].logprob;
+      g.top = (*prompt_lps_)[i - 1].top;
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 json RequestContext::usage() const {
@@ -56,11 +86,18 @@ std::string RequestContext::chunk_envelope(json choices, json prompt_ids) const 
 
 // Tokens [from, to) of the choice: their logprobs (when asked) and, with return_token_ids, their ids (vLLM
 // puts a completion's prompt_token_ids on the choice, a chat's on the response). offset: characters ahead
-// of the first token in the choice's text (completions' text_offset). With echo, the prompt gets no logprobs:
-// prompt logprobs are not computed, so only generated tokens are listed.
+// of the first token in the choice's text (completions' text_offset). With echo and logprobs, the choice's first
+// call lists the prompt's tokens first (their values from prompt_logprobs, as vLLM does).
 void RequestContext::add_token_fields(json& choice, Choice& c, std::size_t from, std::size_t to, std::size_t offset) {
   std::vector<GeneratedToken> toks(c.toks.begin() + std::ptrdiff_t(from), c.toks.begin() + std::ptrdiff_t(to));
   std::int32_t prev = from > 0 ? c.toks[from - 1].id : prompt_ids_.empty() ? -1 : prompt_ids_.back();
+  if (c.echo_lps_pending) {  // the choice's first logprobs: the echoed prompt's tokens lead, from offset 0
+    c.echo_lps_pending = false;
+    auto p = prompt_tokens();
+    toks.insert(toks.begin(), p.begin(), p.end());
+    prev = -1;
+    offset = 0;
+  }
   if (req_.logprobs && (!toks.empty() || !req_.stream)) {
     choice["logprobs"] = req_.kind == ApiKind::chat ? fmt_.chat(toks, *req_.logprobs, prev)
                                                     : fmt_.completion(toks, *req_.logprobs, prev, offset);
@@ -70,7 +107,7 @@ void RequestContext::add_token_fields(json& choice, Choice& c, std::size_t from,
   }
   if (!req_.return_token_ids) return;
   json ids = json::array();
-  for (auto& t : toks) ids.push_back(t.id);
+  for (std::size_t i = from; i < to; ++i) ids.push_back(c.toks[i].id);
   choice["token_ids"] = std::move(ids);
   if (req_.kind == ApiKind::completion && !c.prompt_ids_sent) {
     choice["prompt_token_ids"] = prompt_ids_;
@@ -114,8 +151,8 @@ void RequestContext::start_choice(Choice& c) {
   start_stream_if_needed();
   c.started = true;
   if (req_.kind == ApiKind::chat) out_->write(chunk(c, {}, true, false, c.toks_sent));
+  c.chars_sent = utf8_length(text_prefix_);  // with echoed logprobs, the echo chunk moves it past the prompt's tokens
   if (!text_prefix_.empty()) out_->write(chunk(c, {"", text_prefix_}, false, false, c.toks_sent));
-  c.chars_sent = utf8_length(text_prefix_);
 }
 
 // Looks for a stop string that ends at or after `search_from`; cuts the text there.
@@ -192,7 +229,7 @@ void RequestContext::finish_response() {
                            {"tool_calls", json::array()}};
     } else {
       choice["text"] = text_prefix_ + c.text;
-      choice["prompt_logprobs"] = nullptr;
+      choice["prompt_logprobs"] = prompt_logprobs_json();
     }
     add_token_fields(choice, c, 0, c.toks.size(), utf8_length(text_prefix_));
     list.push_back(std::move(choice));
@@ -200,6 +237,7 @@ void RequestContext::finish_response() {
   json body = {{"id", ident_.id}, {"created", ident_.created}, {"model", ident_.model},
                {"object", req_.kind == ApiKind::chat ? "chat.completion" : "text_completion"},
                {"choices", std::move(list)}, {"usage", usage()}};
+  if (req_.kind == ApiKind::chat) body["prompt_logprobs"] = prompt_logprobs_json();  // vLLM: on the response
   if (req_.kind == ApiKind::chat && req_.return_token_ids) body["prompt_token_ids"] = prompt_ids_;
   out_->respond(200, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
@@ -251,6 +289,7 @@ RequestContext::Outcome RequestContext::on_event(schema::TokenEvent::Reader ev) 
       fail(499, std::string("request aborted: ") + ev.getMessage().cStr());
     return {true, others};
   }
+  keep_prompt_logprobs(ev);
   start_choice(c);
   std::size_t before = c.text.size();
   auto lps = ev.getLogprobs();

@@ -63,6 +63,7 @@ class RequestContext {
     std::size_t toks_sent = 0;       // streaming: tokens already in a chunk
     std::size_t chars_sent = 0;      // streaming completions: text_offset of the next token
     bool prompt_ids_sent = false;    // streaming completions: prompt_token_ids went with the first chunk
+    bool echo_lps_pending = false;   // echo with logprobs: the prompt's tokens lead its first logprobs
   };
 
   void start_stream_if_needed();
@@ -79,6 +80,10 @@ class RequestContext {
   ReasoningDelta split(Choice& c, const std::string& text, bool last);
   bool find_stop(Choice& c, std::size_t search_from);
   std::vector<std::uint64_t> other_live_ids(std::uint32_t except) const;
+  // prompt_logprobs: kept from the first event that carries a token (every choice computes the same).
+  void keep_prompt_logprobs(schema::TokenEvent::Reader ev);
+  nlohmann::json prompt_logprobs_json() const;
+  std::vector<GeneratedToken> prompt_tokens() const;  // echo: the prompt as logprob entries (first: none)
 
   GenerationRequest req_;
   std::vector<std::int32_t> prompt_ids_;
@@ -90,6 +95,7 @@ class RequestContext {
   std::uint64_t base_id_;
   std::vector<Choice> choices_;
   std::string text_prefix_;  // echo: the prompt, ahead of each completion
+  std::optional<std::vector<PromptTokenLogprob>> prompt_lps_;
   std::size_t max_stop_ = 0;
   std::size_t num_finished_ = 0;
   bool streaming_ = false;

@@ -1,5 +1,6 @@
 #include "actors/kv_cache/block_pool.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace troupe {
@@ -31,6 +32,11 @@ void BlockPool::evict(std::uint32_t id) {
   auto it = cached_.find(hash_[id]);
   if (it != cached_.end() && it->second == id) cached_.erase(it);
   has_hash_[id] = false;
+}
+
+void BlockPool::forget_all() {
+  cached_.clear();
+  std::fill(has_hash_.begin(), has_hash_.end(), false);
 }
 
 bool BlockPool::allocate(std::uint32_t n, std::vector<std::uint32_t>& out) {

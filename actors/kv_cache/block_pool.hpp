@@ -28,6 +28,8 @@ class BlockPool {
   // The block's content is now known by `hash`; the first block with a hash wins, duplicates stay uncached.
   void cache(std::uint32_t id, std::uint64_t hash);
   std::optional<std::uint32_t> lookup(std::uint64_t hash) const;
+  // Every block loses its hash (its KV is gone: the workers were replaced); free blocks stay free.
+  void forget_all();
 
   std::uint32_t num_free() const { return num_free_; }  // nobody holds them (cached ones included)
   std::uint32_t num_total() const { return static_cast<std::uint32_t>(ref_.size()); }

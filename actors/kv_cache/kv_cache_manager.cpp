@@ -99,10 +99,18 @@ void KvCacheManager::free(std::uint64_t id) {
   tables_.erase(it);
 }
 
+void KvCacheManager::reset_prefix_cache() {
+  pending_.clear();
+  // A request still holding blocks keeps them; its num_registered stays, so blocks its old workers filled
+  // are never registered again.
+  pool_.forget_all();
+}
+
 KvReplyMsg KvCacheManager::exchange(const KvRequestMsg& req) {
   auto v = req.view();
   commit_pending();
   for (auto id : v->getFrees()) free(id);
+  if (v->getResetPrefixCache()) reset_prefix_cache();
   auto allocs = v->getAllocs();
   std::vector<std::uint64_t> hashes;
   return KvReplyMsg::make([&](schema::KvReply::Builder b) {

@@ -41,10 +41,14 @@ class KvCacheManager {
 
   // Grows the table of `id` to cover `num_tokens` tokens (all or nothing for a request it holds). A new
   // request may be granted fewer tokens than cached + asked when evictable hits leave too few free blocks.
+  // num_known_tokens 0: no prefix-cache lookup (a request that must compute every position, e.g. one that
+  // wants prompt logprobs); its filled blocks still enter the cache.
   KvGrantOut allocate(std::uint64_t id, std::uint32_t num_tokens, std::span<const std::uint64_t> new_hashes,
                       std::uint32_t num_known_tokens);
   void free(std::uint64_t id);  // unknown ids are ignored (a request that never got a block)
   void commit_pending();         // filled blocks become cache hits
+  // The prefix cache forgets everything, pending blocks included: a re-formed worker group lost the KV.
+  void reset_prefix_cache();
 
   std::uint32_t blocks_for(std::uint32_t num_tokens) const { return (num_tokens + block_size_ - 1) / block_size_; }
   std::uint32_t num_free() const { return pool_.num_free(); }

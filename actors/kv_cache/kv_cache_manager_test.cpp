@@ -2,6 +2,8 @@
 
 #include "actors/kv_cache/kv_cache_manager.hpp"
 
+#include <algorithm>
+
 using namespace troupe;
 
 namespace {
@@ -86,5 +88,53 @@ BOOST_AUTO_TEST_CASE(evictable_hits_cost_free_blocks_and_shrink_the_chunk) {
   BOOST_REQUIRE(g.ok);
   BOOST_CHECK_EQUAL(g.num_cached_tokens, 12u);
   BOOST_CHECK_EQUAL(g.num_tokens, 16u);  // 4 free blocks: 3 hits + 1 fresh
+  BOOST_CHECK_EQUAL(m.check(), "");
+}
+
+// A request that must compute every prompt position (prompt logprobs) asks with 0 known tokens: it takes
+// no hits, yet the blocks it fills become hits for others.
+BOOST_AUTO_TEST_CASE(zero_known_tokens_skip_the_lookup_but_still_fill_the_cache) {
+  KvCacheManager m(10, 4, true);
+  BOOST_CHECK(m.allocate(1, 9, chain({11, 12}), 9).ok);
+  m.commit_pending();
+  auto r = m.allocate(2, 9, chain({11, 12}), 0);  // request 1's two blocks are cached: not taken
+  BOOST_CHECK(r.ok);
+  BOOST_CHECK_EQUAL(r.num_cached_tokens, 0u);
+  BOOST_CHECK_EQUAL(r.num_tokens, 9u);
+  BOOST_CHECK_EQUAL(r.new_blocks.size(), 3u);
+  BOOST_CHECK_EQUAL(m.check(), "");
+
+  KvCacheManager fresh(10, 4, true);
+  auto first = fresh.allocate(5, 9, chain({21, 22}), 0);
+  fresh.commit_pending();
+  auto hit = fresh.allocate(6, 9, chain({21, 22}), 9);
+  BOOST_CHECK_EQUAL(hit.num_cached_tokens, 8u);
+  BOOST_CHECK(std::equal(first.new_blocks.begin(), first.new_blocks.begin() + 2, hit.new_blocks.begin()));
+  BOOST_CHECK_EQUAL(fresh.check(), "");
+}
+
+BOOST_AUTO_TEST_CASE(a_reset_forgets_every_cached_block) {
+  // A re-formed worker group computed none of the cached KV: after the reset the same prefix misses,
+  // blocks filled before the reset never register, and the pool stays consistent.
+  KvCacheManager m(10, 4, true);
+  auto h = chain({11, 12, 13});
+  BOOST_REQUIRE(m.allocate(1, 13, h, 13).ok);
+  m.commit_pending();
+  BOOST_REQUIRE_EQUAL(m.allocate(2, 13, h, 13).num_cached_tokens, 12u);  // holds the cached blocks
+  m.free(1);
+  BOOST_CHECK_EQUAL(m.num_cached(), 3u);
+  m.reset_prefix_cache();
+  BOOST_CHECK_EQUAL(m.num_cached(), 0u);
+  m.commit_pending();
+  BOOST_CHECK_EQUAL(m.num_cached(), 0u);
+  auto c = m.allocate(3, 13, h, 13);
+  BOOST_REQUIRE(c.ok);
+  BOOST_CHECK_EQUAL(c.num_cached_tokens, 0u);
+  BOOST_CHECK_EQUAL(m.check(), "");
+  m.commit_pending();  // the next exchange: request 3's blocks (computed by the new workers) register
+  m.free(2);
+  m.free(3);
+  BOOST_CHECK_EQUAL(m.num_cached(), 3u);
+  BOOST_CHECK_EQUAL(m.num_free(), 10u);
   BOOST_CHECK_EQUAL(m.check(), "");
 }

@@ -13,8 +13,11 @@ std::int64_t steady_ns() {
     .count();
 }
 double seconds(std::int64_t ns) { return double(ns) * 1e-9; }
+bool skips_prefix_cache(const RequestState& r) {
+  return r.num_output() == 0 && r.submit.view()->getSampling().getPromptLogprobs() >= 0;
+}
 TokenLogprobOut logprob_out(schema::TokenLogprobs::Reader r) {
-  TokenLogprobOut o{r.getLogprob(), {}};
+  TokenLogprobOut o{r.getLogprob(), {}, r.getRank()};
   for (auto t : r.getTop()) o.top.emplace_back(t.getToken(), t.getLogprob());
   return o;
 }
@@ -145,12 +148,16 @@ KvRequestMsg SchedulerCore::kv_request(const StepDecision& d) {
   auto msg = KvRequestMsg::make([&](schema::KvRequest::Builder b) {
     auto frees = b.initFrees(static_cast<unsigned>(pending_frees_.size()));
     for (unsigned i = 0; i < pending_frees_.size(); ++i) frees.set(i, pending_frees_[i]);
+    b.setResetPrefixCache(reset_prefix_cache_);
     auto allocs = b.initAllocs(static_cast<unsigned>(d.items.size()));
     for (unsigned i = 0; i < d.items.size(); ++i) {
       RequestState& r = *d.items[i].req;
       allocs[i].setRequestId(r.id);
       allocs[i].setNumTokens(r.num_computed + d.items[i].num_new);
-      allocs[i].setNumKnownTokens(r.num_tokens());
+      // 0 known tokens: no prefix-cache lookup. A request that wants prompt logprobs and has no output yet
+      // must compute every prompt position (vLLM skips reading the cache for it too); its blocks still
+      // enter the cache for others.
+      allocs[i].setNumKnownTokens(skips_prefix_cache(r) ? 0 : r.num_tokens());
       auto n = static_cast<unsigned>(r.block_hashes.size() - r.hashes_sent);
       auto hashes = allocs[i].initBlockHashes(n);
       for (unsigned j = 0; j < n; ++j) hashes.set(j, r.block_hashes[r.hashes_sent + j]);
@@ -158,6 +165,7 @@ KvRequestMsg SchedulerCore::kv_request(const StepDecision& d) {
     }
   });
   pending_frees_.clear();
+  reset_prefix_cache_ = false;
   return msg;
 }
 
@@ -166,7 +174,7 @@ bool SchedulerCore::attach_grant(ScheduledItem& it, schema::KvGrant::Reader g) {
   RequestState& r = *it.req;
   if (!g.getOk() || g.getRequestId() != r.id) return false;
   if (r.num_blocks == 0) {
-    if (limits_.enable_prefix_caching) {
+    if (limits_.enable_prefix_caching && !skips_prefix_cache(r)) {
       counters_.prefix_queries += r.num_tokens();
       counters_.prefix_hits += g.getNumCachedTokens();
     }
@@ -305,6 +313,7 @@ std::vector<TokenEventOut> SchedulerCore::update_from_result(const StepResultMsg
     TokenEventOut ev{r.id, r.num_output(), {}, schema::FinishReason::NONE, -1, {}, r.num_prompt};
     auto toks = out.getTokens();
     auto lps = out.getLogprobs();
+    for (auto p : out.getPromptLogprobs()) ev.prompt_logprobs.push_back(logprob_out(p));
     for (unsigned j = 0; j < toks.size(); ++j) {
       std::int32_t tok = toks[j];
       ev.tokens.push_back(tok);

@@ -39,6 +39,7 @@ struct SchedulerLimits {
 struct TokenLogprobOut {
   float logprob = 0;
   std::vector<std::pair<std::int32_t, float>> top;
+  std::uint32_t rank = 0;  // prompt logprobs: the token's 1-based rank; 0 unset
 };
 
 struct TokenEventOut {
@@ -51,6 +52,7 @@ struct TokenEventOut {
   std::uint32_t num_prompt = 0;
   std::uint16_t error_status = 0;
   std::vector<TokenLogprobOut> logprobs;  // parallel to tokens when the request asked for logprobs
+  std::vector<TokenLogprobOut> prompt_logprobs;  // prompt tokens 1..n-1, with the first token (prompt_logprobs)
 };
 
 struct AdmitError {
@@ -86,6 +88,8 @@ class SchedulerCore {
   bool has_work() const { return !running_.empty() || !waiting_.empty(); }
   // Blocks released since the last exchange: the loop flushes them even when nothing is left to run.
   bool has_pending_frees() const { return !pending_frees_.empty(); }
+  // The next kv exchange tells the manager to drop its prefix cache (the worker group was re-formed).
+  void reset_prefix_cache() { reset_prefix_cache_ = true; }
   StepDecision schedule();
   KvRequestMsg kv_request(const StepDecision& d);
   // Attaches granted blocks. Requests whose grant failed (the mirror was wrong) are preempted.
@@ -118,6 +122,7 @@ class SchedulerCore {
   std::deque<RequestState*> waiting_;
   std::vector<RequestState*> running_;      // admission order: oldest first, preempted from the back
   std::vector<std::uint64_t> pending_frees_;    // for the kv manager's next exchange
+  bool reset_prefix_cache_ = false;             // likewise
   std::vector<std::uint64_t> pending_forgets_;  // for the workers' next plan
   std::uint32_t free_blocks_;
   std::uint64_t next_seq_ = 0;

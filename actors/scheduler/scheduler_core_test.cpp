@@ -5,6 +5,7 @@
 #include "actors/scheduler/scheduler_core.hpp"
 
 #include <map>
+#include <set>
 
 using namespace troupe;
 
@@ -26,6 +27,16 @@ SubmitMsg submit(std::uint64_t id, std::uint32_t prompt_len, std::uint32_t max_t
   });
 }
 
+SubmitMsg submit_prompt_logprobs(std::uint64_t id, std::uint32_t prompt_len, std::uint32_t max_tokens, std::int32_t n) {
+  return SubmitMsg::make([&](schema::SubmitRequest::Builder b) {
+    b.setRequestId(id);
+    auto t = b.initPromptTokens(prompt_len);
+    for (unsigned i = 0; i < prompt_len; ++i) t.set(i, 100 + i);
+    b.initSampling().setMaxTokens(max_tokens);
+    b.getSampling().setPromptLogprobs(n);
+  });
+}
+
 // Plays the kv manager (a real KvCacheManager) and a worker that samples `next_token(id, pos)`.
 struct Harness {
   explicit Harness(SchedulerLimits l) : core(l), book(l.num_blocks, l.block_size, l.enable_prefix_caching) {}
@@ -37,6 +48,8 @@ struct Harness {
   std::function<std::int32_t(std::uint64_t, std::uint32_t)> next_token = [](auto, auto pos) { return 7; };
   std::vector<TokenEventOut> events;
   bool logprobs = false;  // the worker reports logprob -1 for each token, top 1: {token + 1: -0.5}
+  bool prompt_logprobs = false;  // with a request's first token, 2 prompt entries (logprob -2, rank 3)
+  std::set<std::uint64_t> first_output;
 
   // Returns {id -> tokens scheduled} of the step.
   std::map<std::uint64_t, std::uint32_t> step() {
@@ -64,6 +77,10 @@ struct Harness {
       for (unsigned i = 0; i < outs.size(); ++i) {
         o[i].setRequestId(outs[i].first);
         o[i].initTokens(1).set(0, outs[i].second);
+        if (first_output.insert(outs[i].first).second && prompt_logprobs) {  // 2 entries, rank 3
+          auto pl = o[i].initPromptLogprobs(2);
+          for (unsigned k = 0; k < 2; ++k) pl[k].setLogprob(-2.0f), pl[k].setRank(3);
+        }
         if (!logprobs) continue;
         auto lp = o[i].initLogprobs(1)[0];
         lp.setLogprob(-1.0f);
@@ -277,4 +294,34 @@ BOOST_AUTO_TEST_CASE(logprobs_travel_with_their_tokens) {
     n += e.tokens.size();
   }
   BOOST_CHECK_EQUAL(n, 3u);
+}
+
+// vLLM: a request that asks for prompt logprobs must compute every prompt position, so it takes no
+// prefix-cache hits (its blocks still enter the cache); its prompt logprobs reach the first event only.
+BOOST_AUTO_TEST_CASE(prompt_logprobs_skip_prefix_cache_hits_and_travel_once) {
+  auto l = limits(8, 100, 20, 4);
+  l.enable_prefix_caching = true;
+  Harness h(l);
+  h.prompt_logprobs = true;
+  BOOST_REQUIRE(!h.core.add(submit(1, 10, 2), 0));
+  h.step();
+  h.step();  // 1 finishes: its 2 full prompt blocks are cached
+  BOOST_REQUIRE(!h.core.add(submit_prompt_logprobs(2, 10, 3, 1), 0));
+  BOOST_CHECK((h.step() == Plan{{2, 10}}));  // no hits: all 10 prompt tokens computed
+  BOOST_CHECK_EQUAL(h.cached[2], 0u);
+  BOOST_CHECK_EQUAL(h.core.counters().prefix_hits, 0u);
+  BOOST_REQUIRE(!h.core.add(submit(3, 10, 1), 0));
+  while (h.core.has_work()) h.step();
+  BOOST_CHECK_EQUAL(h.cached[3], 8u);  // a plain request still hits
+  std::size_t with = 0;
+  for (auto& e : h.events) {
+    if (e.prompt_logprobs.empty()) continue;
+    ++with;
+    BOOST_CHECK_EQUAL(e.first_index, 0u);
+    BOOST_REQUIRE_EQUAL(e.prompt_logprobs.size(), 2u);
+    BOOST_CHECK_EQUAL(e.prompt_logprobs[1].rank, 3u);
+    BOOST_CHECK_EQUAL(e.prompt_logprobs[1].logprob, -2.0f);
+  }
+  BOOST_CHECK_EQUAL(with, 3u);  // each request's first event (the harness sends them to every request)
+  BOOST_CHECK_EQUAL(h.book.check(), "");
 }

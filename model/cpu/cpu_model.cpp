@@ -16,15 +16,25 @@ namespace {
 class DeepseekAdapter final : public CpuModel {
  public:
   DeepseekAdapter(const ModelConfig& c, WeightSource& w, const CpuModelOptions& o)
-      : model_(c, w, o.block_size, o.num_blocks, o.threads) {}
+      : model_(c, w, o.block_size, o.num_blocks, o.threads, o.tp) {}
   const ModelConfig& config() const override { return model_.config(); }
   std::vector<std::vector<float>> forward(std::span<const Chunk> chunks) override {
     std::vector<SeqChunk> seqs;
-    for (const auto& c : chunks) seqs.push_back({c.tokens, c.start_pos, c.block_table});
-    auto all = model_.forward(seqs);
+    bool every = false;  // some chunk wants every token's logits: the lm_head then runs on all rows
+    for (const auto& c : chunks) {
+      seqs.push_back({c.tokens, c.start_pos, c.block_table});
+      every = every || c.all_logits;
+    }
+    auto all = model_.forward(seqs, {.all_logits = every});
+    const std::size_t V = model_.config().vocab_size;
     std::vector<std::vector<float>> out;
-    for (std::size_t i = 0; i < chunks.size(); ++i)
-      if (chunks[i].wants_logits && !chunks[i].tokens.empty()) out.push_back(std::move(all[i]));
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      const auto& c = chunks[i];
+      if (c.tokens.empty() || (!c.wants_logits && !c.all_logits)) continue;
+      std::size_t n = c.tokens.size(), first = c.all_logits ? 0 : (every ? n - 1 : 0);
+      for (std::size_t r = first; r < (c.all_logits ? n : first + 1); ++r)
+        out.emplace_back(all[i].begin() + std::ptrdiff_t(r * V), all[i].begin() + std::ptrdiff_t((r + 1) * V));
+    }
     return out;
   }
 

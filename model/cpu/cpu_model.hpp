@@ -18,15 +18,16 @@ struct Chunk {
   std::uint32_t start_pos = 0;                 // position of tokens[0]; positions below are in the cache
   std::span<const std::uint32_t> block_table;  // the sequence's KV blocks, covering start_pos + tokens.size()
   bool wants_logits = true;                    // false for a prefill chunk that does not end the prompt
+  bool all_logits = false;                     // every token's logits (prompt_logprobs), not only the last
 };
 
 class CpuModel {
  public:
   virtual ~CpuModel() = default;
   virtual const ModelConfig& config() const = 0;
-  // Computes every chunk's tokens, writing their KV at their positions, and returns vocab_size logits of
-  // the last token of each chunk with wants_logits, in chunk order. Results do not depend on the thread
-  // count. Throws std::invalid_argument for a bad token id or a block table that is too short.
+  // Computes every chunk's tokens, writing their KV at their positions, and returns vocab_size logits
+  // rows in chunk order: one per token of a chunk with all_logits, else the last token's for a chunk with
+  // wants_logits (none for an empty chunk). Results do not depend on the thread count. Throws std::invalid_argument for a bad token id or a block table that is too short.
   virtual std::vector<std::vector<float>> forward(std::span<const Chunk> chunks) = 0;
 };
 
@@ -36,7 +37,7 @@ struct CpuModelOptions {
   std::uint64_t seed = 0;
   std::uint32_t block_size = 16, num_blocks = 0;
   unsigned threads = 0;             // 0: one per hardware thread
-  TensorParallel tp;                // Llama/Qwen2 load only this rank's shard; DeepSeek is whole on every rank
+  TensorParallel tp;                // each rank loads only its shard (heads, MLP columns, experts)
 };
 
 // Reads config.json and loads the weights (spdlog progress, GB/s). Throws ModelConfigError,

@@ -16,92 +16,125 @@ struct DeepseekCpuModel::Layer {
 
 namespace {
 
-using Shape = std::vector<std::int64_t>;
-
-std::int64_t i64(std::uint32_t v) { return static_cast<std::int64_t>(v); }
-
-// Weights come as float32 from the WeightSource: bf16 upcast, FP8 times its per-block weight_scale_inv.
-MlpWeights load_mlp(WeightSource& w, const std::string& p, std::uint32_t hidden, std::uint32_t inter) {
-  MlpWeights m;
-  m.inter = inter;
-  m.gate = w.get(p + "gate_proj.weight", {i64(inter), i64(hidden)});
-  m.up = w.get(p + "up_proj.weight", {i64(inter), i64(hidden)});
-  m.down = w.get(p + "down_proj.weight", {i64(hidden), i64(inter)});
-  return m;
-}
-
-MlaWeights load_mla(WeightSource& ws, const ModelConfig& c, const std::string& p) {
-  const std::int64_t H = c.hidden_size, heads = c.num_attention_heads, qk = c.qk_nope_head_dim + c.qk_rope_head_dim;
-  const std::int64_t kvr = c.kv_lora_rank;
-  MlaWeights w;
-  if (c.q_lora_rank) {
-    const std::int64_t r = *c.q_lora_rank;
-    w.q_a = ws.get(p + "q_a_proj.weight", {r, H});
-    w.q_a_norm = ws.get(p + "q_a_layernorm.weight", {r}, Init::ones);
-    w.q_b = ws.get(p + "q_b_proj.weight", {heads * qk, r});
-  } else {
-    w.q = ws.get(p + "q_proj.weight", {heads * qk, H});
-  }
-  w.kv_a = ws.get(p + "kv_a_proj_with_mqa.weight", {kvr + c.qk_rope_head_dim, H});
-  w.kv_a_norm = ws.get(p + "kv_a_layernorm.weight", {kvr}, Init::ones);
-  w.kv_b = ws.get(p + "kv_b_proj.weight", {heads * (c.qk_nope_head_dim + c.v_head_dim), kvr});
-  w.o = ws.get(p + "o_proj.weight", {H, heads * c.v_head_dim});
-  return w;
-}
-
 // The Checkpoint constructor borrows its checkpoint for the load through a WeightSource view.
 WeightSource& lvalue(WeightSource&& w) { return w; }
 
 }  // namespace
 
 DeepseekCpuModel::DeepseekCpuModel(const ModelConfig& config, const Checkpoint& ckpt, std::uint32_t block_size,
-                                   std::uint32_t num_blocks, unsigned threads)
-    : DeepseekCpuModel(config, lvalue(WeightSource::view(ckpt)), block_size, num_blocks, threads) {}
+                                   std::uint32_t num_blocks, unsigned threads, TensorParallel tp)
+    : DeepseekCpuModel(config, lvalue(WeightSource::view(ckpt)), block_size, num_blocks, threads, std::move(tp)) {}
 
 DeepseekCpuModel::DeepseekCpuModel(const ModelConfig& config, WeightSource& weights, std::uint32_t block_size,
-                                   std::uint32_t num_blocks, unsigned threads)
-    : config_(config), block_size_(block_size), num_blocks_(num_blocks),
+                                   std::uint32_t num_blocks, unsigned threads, TensorParallel tp)
+    : config_(config), block_size_(block_size), num_blocks_(num_blocks), tp_(std::move(tp)),
       pool_(std::make_unique<ThreadPool>(threads)) {
   if (!config_.is_deepseek()) throw std::invalid_argument("DeepseekCpuModel: not a DeepSeek V2/V3 config");
   if (block_size == 0 || num_blocks == 0) throw std::invalid_argument("DeepseekCpuModel: empty KV cache");
   if (config_.n_routed_experts && (config_.n_group == 0 || config_.n_routed_experts % config_.n_group))
     throw std::invalid_argument("DeepseekCpuModel: n_routed_experts is not a multiple of n_group");
+  check_divisible();
   load(weights);
-  mla_ = std::make_unique<Mla>(config_, *pool_);
+  mla_ = std::make_unique<Mla>(config_, *pool_, config_.num_attention_heads / tp_.world());
   cache_ = std::make_unique<PagedLatentCache>(config_.num_hidden_layers, num_blocks, block_size,
                                               config_.kv_lora_rank + config_.qk_rope_head_dim);
 }
 
 DeepseekCpuModel::~DeepseekCpuModel() = default;
 
+// Uneven shards would make ranks disagree: refuse them up front, naming the dimension.
+void DeepseekCpuModel::check_divisible() const {
+  const ModelConfig& c = config_;
+  const std::uint32_t tp = tp_.world();
+  auto need = [&](std::uint64_t n, const char* what) {
+    if (n % tp)
+      throw CheckpointError("tensor-parallel-size " + std::to_string(tp) + " does not divide " + what + " (" +
+                            std::to_string(n) + ")");
+  };
+  need(c.num_attention_heads, "num_attention_heads");
+  if (c.first_k_dense_replace > 0 || c.n_routed_experts == 0) need(c.intermediate_size, "intermediate_size");
+  if (c.n_routed_experts) {
+    need(c.n_routed_experts, "n_routed_experts");
+    need(std::uint64_t(c.moe_intermediate_size) * c.n_shared_experts, "moe_intermediate_size * n_shared_experts");
+  }
+}
+
+std::vector<float> DeepseekCpuModel::whole(WeightSource& w, const std::string& name, std::vector<std::int64_t> shape,
+                                           Init init) {
+  auto v = w.get(name, shape, init);
+  shapes_.emplace_back(name, std::move(shape));
+  return v;
+}
+
+std::vector<float> DeepseekCpuModel::part(WeightSource& w, const std::string& name, std::vector<std::int64_t> shape,
+                                          int dim, std::int64_t granule) {
+  auto v = w.get_shard(name, shape, dim, tp_.rank, tp_.world(), granule);
+  shape[std::size_t(dim)] /= tp_.world();
+  shapes_.emplace_back(name, std::move(shape));
+  return v;
+}
+
+// SwiGLU weights; split: gate/up by rows and down by columns (the dense MLP, the shared experts).
+MlpWeights DeepseekCpuModel::load_mlp(WeightSource& w, const std::string& p, std::uint32_t inter, bool split) {
+  const std::int64_t H = config_.hidden_size, I = inter;
+  MlpWeights m;
+  m.inter = split ? inter / tp_.world() : inter;
+  m.gate = split ? part(w, p + "gate_proj.weight", {I, H}, 0, 1) : whole(w, p + "gate_proj.weight", {I, H});
+  m.up = split ? part(w, p + "up_proj.weight", {I, H}, 0, 1) : whole(w, p + "up_proj.weight", {I, H});
+  m.down = split ? part(w, p + "down_proj.weight", {H, I}, 1, 1) : whole(w, p + "down_proj.weight", {H, I});
+  return m;
+}
+
+// Whole heads per rank: q_b (q_proj) rows of qk_nope + qk_rope per head, kv_b rows of qk_nope + v per head,
+// o_proj columns of v per head.
+MlaWeights DeepseekCpuModel::load_mla(WeightSource& ws, const std::string& p) {
+  const ModelConfig& c = config_;
+  const std::int64_t H = c.hidden_size, heads = c.num_attention_heads, qk = c.qk_nope_head_dim + c.qk_rope_head_dim;
+  const std::int64_t kvr = c.kv_lora_rank, kvb = c.qk_nope_head_dim + c.v_head_dim;
+  MlaWeights w;
+  if (c.q_lora_rank) {
+    const std::int64_t r = *c.q_lora_rank;
+    w.q_a = whole(ws, p + "q_a_proj.weight", {r, H});
+    w.q_a_norm = whole(ws, p + "q_a_layernorm.weight", {r}, Init::ones);
+    w.q_b = part(ws, p + "q_b_proj.weight", {heads * qk, r}, 0, qk);
+  } else {
+    w.q = part(ws, p + "q_proj.weight", {heads * qk, H}, 0, qk);
+  }
+  w.kv_a = whole(ws, p + "kv_a_proj_with_mqa.weight", {kvr + c.qk_rope_head_dim, H});
+  w.kv_a_norm = whole(ws, p + "kv_a_layernorm.weight", {kvr}, Init::ones);
+  w.kv_b = part(ws, p + "kv_b_proj.weight", {heads * kvb, kvr}, 0, kvb);
+  w.o = part(ws, p + "o_proj.weight", {H, heads * c.v_head_dim}, 1, c.v_head_dim);
+  return w;
+}
+
 void DeepseekCpuModel::load(WeightSource& w) {
   const ModelConfig& c = config_;
   const std::int64_t H = c.hidden_size, V = c.vocab_size;
-  embed_ = w.get("model.embed_tokens.weight", {V, H});
-  final_norm_ = w.get("model.norm.weight", {H}, Init::ones);
-  lm_head_ = c.tie_word_embeddings ? embed_ : w.get("lm_head.weight", {V, H});
+  embed_ = whole(w, "model.embed_tokens.weight", {V, H});
+  final_norm_ = whole(w, "model.norm.weight", {H}, Init::ones);
+  lm_head_ = c.tie_word_embeddings ? embed_ : whole(w, "lm_head.weight", {V, H});
   layers_.resize(c.num_hidden_layers);
+  const std::uint32_t per_rank = c.n_routed_experts / tp_.world();
   for (std::uint32_t l = 0; l < c.num_hidden_layers; ++l) {
     Layer& L = layers_[l];
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    L.attn = load_mla(w, c, p + "self_attn.");
-    L.input_norm = w.get(p + "input_layernorm.weight", {H}, Init::ones);
-    L.post_norm = w.get(p + "post_attention_layernorm.weight", {H}, Init::ones);
+    L.attn = load_mla(w, p + "self_attn.");
+    L.input_norm = whole(w, p + "input_layernorm.weight", {H}, Init::ones);
+    L.post_norm = whole(w, p + "post_attention_layernorm.weight", {H}, Init::ones);
     L.moe = c.is_moe_layer(l);
     if (!L.moe) {
-      L.dense = load_mlp(w, p + "mlp.", c.hidden_size, c.intermediate_size);
+      L.dense = load_mlp(w, p + "mlp.", c.intermediate_size, true);
       continue;
     }
     const std::int64_t E = c.n_routed_experts;
-    L.experts.router = w.get(p + "mlp.gate.weight", {E, H});
+    L.experts.router = whole(w, p + "mlp.gate.weight", {E, H});
     if (c.topk_method == "noaux_tc")
-      L.experts.bias = w.get(p + "mlp.gate.e_score_correction_bias", {E}, Init::zeros);
-    for (std::uint32_t e = 0; e < c.n_routed_experts; ++e)
-      L.experts.experts.push_back(
-          load_mlp(w, p + "mlp.experts." + std::to_string(e) + ".", c.hidden_size, c.moe_intermediate_size));
+      L.experts.bias = whole(w, p + "mlp.gate.e_score_correction_bias", {E}, Init::zeros);
+    L.experts.first_expert = tp_.rank * per_rank;
+    for (std::uint32_t e = L.experts.first_expert; e < L.experts.first_expert + per_rank; ++e)
+      L.experts.experts.push_back(load_mlp(w, p + "mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size, false));
     if (c.n_shared_experts)
-      L.experts.shared =
-          load_mlp(w, p + "mlp.shared_experts.", c.hidden_size, c.moe_intermediate_size * c.n_shared_experts);
+      L.experts.shared = load_mlp(w, p + "mlp.shared_experts.", c.moe_intermediate_size * c.n_shared_experts, true);
   }
   w.done();
 }
@@ -133,6 +166,7 @@ void DeepseekCpuModel::layer_forward(std::uint32_t l, const AttnBatch& b, std::v
   std::vector<float> h = x, y(T * H);
   rms_norm_rows(h.data(), T, H, H, L.input_norm.data(), eps);
   mla_->forward(L.attn, l, b, h.data(), y.data(), *cache_, form);
+  tp_.all_reduce(y.data(), y.size());  // each rank's o_proj covers its heads
   for (std::size_t i = 0; i < x.size(); ++i) x[i] += y[i];
   h = x;
   rms_norm_rows(h.data(), T, H, H, L.post_norm.data(), eps);
@@ -140,6 +174,7 @@ void DeepseekCpuModel::layer_forward(std::uint32_t l, const AttnBatch& b, std::v
     moe_forward(*pool_, config_, L.experts, h.data(), T, y.data());
   else
     mlp_forward(*pool_, L.dense, config_.hidden_size, h.data(), T, y.data());
+  tp_.all_reduce(y.data(), y.size());  // its down_proj columns, or its experts and shared-expert columns
   for (std::size_t i = 0; i < x.size(); ++i) x[i] += y[i];
 }
 

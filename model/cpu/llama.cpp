@@ -87,19 +87,10 @@ LlamaModel::LlamaModel(const ModelConfig& config, WeightSource& weights, std::ui
   load(weights);
 }
 
-// The whole tensor, then this rank's rows (dim 0) or columns (dim 1) in whole units of `granule`.
+// This rank's rows (dim 0) or columns (dim 1) in whole units of `granule`, sliced at load time.
 std::vector<float> LlamaModel::shard(WeightSource& w, const std::string& name, std::vector<std::int64_t> shape,
                                      int dim, std::int64_t granule, Init init) const {
-  std::vector<float> full = w.get(name, shape, init);
-  if (tp_.world() == 1) return full;
-  ShardRange r = shard_range(shape[dim], tp_.rank, tp_.world(), granule);
-  std::int64_t cols = shape.size() > 1 ? shape[1] : 1;
-  std::vector<float> out;
-  if (dim == 0) return {full.begin() + r.begin * cols, full.begin() + (r.begin + r.size) * cols};
-  out.reserve(std::size_t(shape[0] * r.size));
-  for (std::int64_t row = 0; row < shape[0]; ++row)
-    out.insert(out.end(), full.begin() + row * cols + r.begin, full.begin() + row * cols + r.begin + r.size);
-  return out;
+  return w.get_shard(name, shape, dim, tp_.rank, tp_.world(), granule, init);
 }
 
 void LlamaModel::load(WeightSource& w) {
@@ -230,7 +221,10 @@ std::vector<std::vector<float>> LlamaModel::forward(std::span<const Chunk> chunk
       b.pos.push_back(std::int64_t(c.start_pos + i));
       b.chunk.push_back(&c);
     }
-    if (c.wants_logits && !c.tokens.empty()) b.logits_rows.push_back(b.pos.size() - 1);
+    if (c.all_logits)
+      for (std::size_t i = c.tokens.size(); i > 0; --i) b.logits_rows.push_back(b.pos.size() - i);
+    else if (c.wants_logits && !c.tokens.empty())
+      b.logits_rows.push_back(b.pos.size() - 1);
   }
   b.rows = b.pos.size();
   std::size_t d = cfg_.hidden_size;

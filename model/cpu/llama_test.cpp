@@ -163,10 +163,10 @@ BOOST_AUTO_TEST_CASE(cpu_group_all_reduce) {
 // Tensor parallelism: each rank holds its heads and MLP columns; the all-reduced result matches the
 // whole model (up to summation order) and is bitwise the same on every rank.
 BOOST_AUTO_TEST_CASE(tensor_parallel_shards_match_the_whole_model) {
+  const std::vector<std::uint32_t> table = {0, 1, 2};
+  const Chunk chunk{kSeq, 0, table, true};
   for (Arch arch : {Arch::llama, Arch::qwen2}) {
     auto c = tiny(arch);
-    std::vector<std::uint32_t> table = {0, 1, 2};
-    Chunk chunk{kSeq, 0, table, true};
     auto whole = dummy(c, 1)->forward(std::span(&chunk, 1))[0];
     auto group = std::make_shared<CpuGroup>(2);
     std::vector<std::vector<float>> got(2);
@@ -181,8 +181,58 @@ BOOST_AUTO_TEST_CASE(tensor_parallel_shards_match_the_whole_model) {
     BOOST_TEST(got[0] == got[1]);
     for (std::size_t i = 0; i < whole.size(); ++i) BOOST_REQUIRE_SMALL(got[0][i] - whole[i], 1e-5f);
   }
+  // From a checkpoint (stories260K): the slices are cut from the mapping at load time.
+  CpuModelOptions o;
+  o.model_dir = std::string(TROUPE_SOURCE_DIR) + "/models/stories260K";
+  o.block_size = 4;
+  o.num_blocks = 32;
+  o.threads = 1;
+  auto whole_model = load_cpu_model(o);
+  auto whole = whole_model->forward(std::span(&chunk, 1))[0];
+  auto group = std::make_shared<CpuGroup>(2);
+  std::vector<std::vector<float>> got(2);
+  std::vector<std::thread> ranks;
+  for (std::uint32_t r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      CpuModelOptions ro = o;
+      ro.tp = TensorParallel{r, group};
+      got[r] = load_cpu_model(ro)->forward(std::span(&chunk, 1))[0];
+    });
+  for (auto& t : ranks) t.join();
+  BOOST_TEST(got[0] == got[1]);
+  for (std::size_t i = 0; i < whole.size(); ++i) BOOST_REQUIRE_SMALL(got[0][i] - whole[i], 1e-4f);
   auto odd = tiny();
   odd.intermediate_size = 41;
   auto w = WeightSource::dummy(7);
   BOOST_CHECK_THROW(LlamaModel(odd, w, 4, 32, 1, TensorParallel{0, std::make_shared<CpuGroup>(2)}), CheckpointError);
+}
+
+// CpuModel rows with all_logits (prompt logprobs) mixed with chunks that want only their last row, for
+// Llama and for DeepSeek through the adapter: the rows come in chunk order and equal a one-shot forward's.
+BOOST_AUTO_TEST_CASE(all_logits_rows_in_a_mixed_batch) {
+  std::vector<std::string> dirs = {std::string(TROUPE_SOURCE_DIR) + "/models/stories260K",
+                                   std::string(TROUPE_SOURCE_DIR) + "/tests/data/deepseek_tiny/v2_lite"};
+  for (const auto& dir : dirs) {
+    BOOST_TEST_CONTEXT(dir) {
+      CpuModelOptions o;
+      o.model_dir = dir;
+      o.block_size = 4;
+      o.num_blocks = 16;
+      o.threads = 1;
+      auto m = load_cpu_model(o), ref = load_cpu_model(o);
+      const std::size_t V = m->config().vocab_size;
+      const std::vector<std::int32_t> a = {1, 45, 300, 21, 9}, b = {1, 17, 2};
+      const std::vector<std::uint32_t> ta = {0, 1}, tb = {2};
+      std::vector<Chunk> batch = {{b, 0, tb, true, false}, {a, 0, ta, true, true}, {b, 0, {}, false, false}};
+      batch[2].tokens = {};  // an empty chunk gives no rows
+      auto rows = m->forward(batch);
+      BOOST_REQUIRE_EQUAL(rows.size(), 1u + a.size());
+      std::vector<Chunk> alone = {{a, 0, ta, true, true}};
+      auto want = ref->forward(alone);
+      for (std::size_t i = 0; i < a.size(); ++i)
+        for (std::size_t v = 0; v < V; ++v) BOOST_REQUIRE_SMALL(rows[1 + i][v] - want[i][v], 1e-4f);
+      std::vector<Chunk> last = {{b, 0, tb, true, false}};
+      BOOST_TEST(ref->forward(last)[0].size() == V);
+    }
+  }
 }

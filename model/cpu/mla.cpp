@@ -58,8 +58,8 @@ void softmax_inplace(float* s, std::size_t n) {
   for (std::size_t j = 0; j < n; ++j) s[j] *= inv;
 }
 
-Mla::Mla(const ModelConfig& c, ThreadPool& pool)
-    : hidden_(c.hidden_size), heads_(c.num_attention_heads), q_lora_(c.q_lora_rank.value_or(0)),
+Mla::Mla(const ModelConfig& c, ThreadPool& pool, std::uint32_t heads)
+    : hidden_(c.hidden_size), heads_(heads ? heads : c.num_attention_heads), q_lora_(c.q_lora_rank.value_or(0)),
       kv_lora_(c.kv_lora_rank), nope_(c.qk_nope_head_dim), rope_dim_(c.qk_rope_head_dim), v_(c.v_head_dim),
       qk_(c.qk_nope_head_dim + c.qk_rope_head_dim), scale_(float(softmax_scale(c))), rope_(make_rope(c)),
       pool_(pool) {}

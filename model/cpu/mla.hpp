@@ -64,7 +64,9 @@ struct AttnBatch {
 
 class Mla {
  public:
-  Mla(const ModelConfig& c, ThreadPool& pool);
+  // heads: the heads this tensor-parallel rank holds (0: all). Its weights then hold those heads' rows of
+  // q_b/q_proj and kv_b_proj and their columns of o_proj; `out` is the rank's partial sum of o_proj.
+  Mla(const ModelConfig& c, ThreadPool& pool, std::uint32_t heads = 0);
   // x: [tokens, hidden] (after input_layernorm) -> out: [tokens, hidden]. Writes the batch's rows into
   // `cache` first, so a chunk attends to its own tokens causally and to earlier positions from the cache.
   void forward(const MlaWeights& w, std::uint32_t layer, const AttnBatch& b, const float* x, float* out,

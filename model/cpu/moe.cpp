@@ -91,7 +91,8 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
   // ascending expert order afterwards, so the sum never depends on scheduling.
   std::vector<float> slots(rows * K * H, 0.0f);
   std::vector<float> xin, yout;
-  for (std::uint32_t e = 0; e < E; ++e) {
+  const auto first = w.first_expert, last = first + std::uint32_t(w.experts.size());
+  for (std::uint32_t e = first; e < last && e < E; ++e) {
     std::vector<std::size_t> where;  // t * K + k
     for (std::size_t t = 0; t < rows; ++t)
       for (std::uint32_t k = 0; k < routes[t].expert.size(); ++k)
@@ -101,7 +102,7 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
     yout.resize(where.size() * H);
     for (std::size_t r = 0; r < where.size(); ++r)
       std::copy(x + (where[r] / K) * H, x + (where[r] / K + 1) * H, xin.begin() + r * H);
-    mlp_forward(pool, w.experts[e], H, xin.data(), where.size(), yout.data());
+    mlp_forward(pool, w.experts[e - first], H, xin.data(), where.size(), yout.data());
     for (std::size_t r = 0; r < where.size(); ++r) {
       const float wt = routes[where[r] / K].weight[where[r] % K];
       for (std::uint32_t i = 0; i < H; ++i) slots[where[r] * H + i] = yout[r * H + i] * wt;

@@ -25,8 +25,9 @@ struct MlpWeights {  // [inter, hidden], [inter, hidden], [hidden, inter]
 struct MoeWeights {
   std::vector<float> router;  // [n_routed_experts, hidden]
   std::vector<float> bias;    // e_score_correction_bias (V3), empty otherwise
-  std::vector<MlpWeights> experts;
-  MlpWeights shared;          // inter == 0 when the model has no shared experts
+  std::vector<MlpWeights> experts;  // experts [first_expert, first_expert + experts.size()): this rank's
+  std::uint32_t first_expert = 0;
+  MlpWeights shared;          // inter == 0 when the model has no shared experts (a rank: its columns)
 };
 
 struct Route {
@@ -41,7 +42,9 @@ Route route_token(const ModelConfig& c, const float* logits, const float* bias);
 void mlp_forward(ThreadPool& pool, const MlpWeights& w, std::uint32_t hidden, const float* x, std::size_t rows,
                  float* y);
 
-// y = sum over chosen experts of weight * expert(x) + shared(x), for `rows` rows of x
+// y = sum over chosen experts of weight * expert(x) + shared(x), for `rows` rows of x. Routing is computed
+// over all experts; a tensor-parallel rank runs only the experts it holds (and its share of the shared
+// expert), so y is its partial sum and the ranks' all-reduce completes it.
 void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, const float* x, std::size_t rows,
                  float* y);
 

@@ -1,5 +1,7 @@
 #include "model/cpu/weights.hpp"
 
+#include "model/checkpoint/shard.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -35,15 +37,16 @@ std::vector<float> dummy_values(std::uint64_t seed, const std::string& name, std
 WeightSource WeightSource::checkpoint(const std::string& dir) {
   WeightSource w;
   w.owned_.emplace(Checkpoint::open(dir));
-  w.total_ = w.owned_->total_bytes();
-  spdlog::info("loading weights from {}: {} tensors, {:.3f} GB", dir, w.owned_->names().size(), double(w.total_) / 1e9);
+  spdlog::info("loading weights from {}: {} tensors, {:.3f} GB", dir, w.owned_->names().size(),
+               double(w.owned_->total_bytes()) / 1e9);
+  w.progress_ = std::make_unique<LoadProgress>(w.owned_->total_bytes());
   return w;
 }
 
 WeightSource WeightSource::view(const Checkpoint& ckpt) {
   WeightSource w;
   w.ckpt_ = &ckpt;
-  w.total_ = ckpt.total_bytes();
+  w.progress_ = std::make_unique<LoadProgress>(ckpt.total_bytes());
   return w;
 }
 
@@ -59,6 +62,13 @@ WeightSource WeightSource::dummy(std::uint64_t seed) {
 
 bool WeightSource::has(const std::string& name) const { return !source() || source()->has(name); }
 
+const TensorView* WeightSource::scale_of(const Checkpoint& ck, const std::string& name, const TensorView& t) const {
+  if (t.dtype != DType::f8_e4m3) return nullptr;
+  // Block-quantized (DeepSeek): raw e4m3 values are meaningless without their scales.
+  if (!ck.has(name + "_scale_inv")) throw CheckpointError(name + ": FP8 weight without " + name + "_scale_inv");
+  return &ck.tensor(name + "_scale_inv");
+}
+
 std::vector<float> WeightSource::get(const std::string& name, const std::vector<std::int64_t>& shape, Init init) {
   const Checkpoint* ck = source();
   if (!ck) {
@@ -68,30 +78,45 @@ std::vector<float> WeightSource::get(const std::string& name, const std::vector<
     return std::vector<float>(n, init == Init::ones ? 1.0f : 0.0f);
   }
   const auto& t = ck->tensor(name, shape);
-  const TensorView* scale = nullptr;
-  if (t.dtype == DType::f8_e4m3) {  // block-quantized (DeepSeek): raw e4m3 values are meaningless alone
-    if (!ck->has(name + "_scale_inv")) throw CheckpointError(name + ": FP8 weight without " + name + "_scale_inv");
-    scale = &ck->tensor(name + "_scale_inv");
-  }
-  auto v = to_f32(t, scale);
-  loaded_ += t.nbytes;
-  double s = seconds_since(start_);
-  if (total_ > 0 && loaded_ >= next_report_ && s >= next_report_s_) {  // every 10%, at most once a second
-    next_report_s_ = s + 1.0;
-    spdlog::info("loading weights: {:3.0f}% ({:.3f} GB, {:.2f} GB/s)", 100.0 * double(loaded_) / double(total_),
-                 double(loaded_) / 1e9, s > 0 ? double(loaded_) / 1e9 / s : 0.0);
-    next_report_ = loaded_ + total_ / 10;
-  }
+  auto v = to_f32(t, scale_of(*ck, name, t));
+  count(t.nbytes);
   return v;
 }
 
+std::vector<float> WeightSource::get_shard(const std::string& name, const std::vector<std::int64_t>& shape, int dim,
+                                           std::uint32_t rank, std::uint32_t world, std::int64_t granule, Init init) {
+  if (world == 1) return get(name, shape, init);
+  const Checkpoint* ck = source();
+  if (ck) {
+    const auto& t = ck->tensor(name, shape);
+    auto v = shard_f32(t, dim, rank, world, scale_of(*ck, name, t), granule);
+    count(t.nbytes / world);
+    return v;
+  }
+  std::vector<float> full = get(name, shape, init);
+  ShardRange r;
+  try {
+    r = shard_range(shape.at(std::size_t(dim)), rank, world, granule);
+  } catch (const CheckpointError& e) {
+    throw CheckpointError("tensor '" + name + "': " + e.what());
+  }
+  std::int64_t outer = 1, inner = 1;
+  for (int i = 0; i < dim; ++i) outer *= shape[std::size_t(i)];
+  for (std::size_t i = std::size_t(dim) + 1; i < shape.size(); ++i) inner *= shape[i];
+  std::vector<float> out;
+  out.reserve(std::size_t(outer * r.size * inner));
+  for (std::int64_t o = 0; o < outer; ++o) {
+    auto from = full.begin() + std::ptrdiff_t((o * shape[std::size_t(dim)] + r.begin) * inner);
+    out.insert(out.end(), from, from + std::ptrdiff_t(r.size * inner));
+  }
+  return out;
+}
+
 void WeightSource::done() {
-  double s = seconds_since(start_);
-  if (source())
-    spdlog::info("loaded {:.3f} GB of weights in {:.2f} s ({:.2f} GB/s)", double(loaded_) / 1e9, s,
-                 s > 0 ? double(loaded_) / 1e9 / s : 0.0);
+  if (progress_)
+    progress_->finish();
   else
-    spdlog::info("dummy weights ready in {:.2f} s", s);
+    spdlog::info("dummy weights ready in {:.2f} s", seconds_since(start_));
 }
 
 }  // namespace troupe::cpu

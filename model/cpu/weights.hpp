@@ -1,10 +1,13 @@
 #pragma once
 // Where a cpu model's float32 weights come from: a safetensors checkpoint (shape-checked, bf16/f16/FP8
-// converted) or, for load-format dummy, a seed. Logs progress and the load rate (GB/s) through spdlog.
+// converted) or, for load-format dummy, a seed. Logs progress (a line each second) and the load rate
+// (GB/s) through spdlog.
 #include "model/checkpoint/checkpoint.hpp"
+#include "model/cpu/load_progress.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,15 +26,24 @@ class WeightSource {
   // Throws CheckpointError naming the tensor when it is missing, its shape differs, or it is FP8 without
   // its weight_scale_inv. Dummy weights ignore the checkpoint's dtype: FP8 configs get f32 values.
   std::vector<float> get(const std::string& name, const std::vector<std::int64_t>& shape, Init init = Init::normal);
+  // Rank `rank` of `world`'s slice along `dim` (0: rows, 1: columns) in whole `granule`-wide units, read
+  // from the mapping without converting the rest (FP8 scales by full-tensor coordinates). Dummy weights
+  // are generated whole and sliced, so every tensor-parallel size sees the same model.
+  std::vector<float> get_shard(const std::string& name, const std::vector<std::int64_t>& shape, int dim,
+                               std::uint32_t rank, std::uint32_t world, std::int64_t granule = 1,
+                               Init init = Init::normal);
   void done();  // logs the total and the rate
 
  private:
   const Checkpoint* source() const;
+  const TensorView* scale_of(const Checkpoint& ck, const std::string& name, const TensorView& t) const;
+  void count(std::size_t bytes) {
+    if (progress_) progress_->add(bytes);
+  }
   std::optional<Checkpoint> owned_;
   const Checkpoint* ckpt_ = nullptr;  // owned_ or a view; null for dummy
   std::uint64_t seed_ = 0;
-  std::size_t loaded_ = 0, total_ = 0, next_report_ = 0;
-  double next_report_s_ = 1.0;  // the first progress line after a second: small models log only the total
+  std::unique_ptr<LoadProgress> progress_;  // checkpoint loads: a progress line each second, then GB/s
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -128,6 +130,23 @@ std::vector<float> log_softmax(std::span<const float> logits) {
   std::vector<float> out(logits.size());
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = logits[i] - lse;
   return out;
+}
+
+PositionLogprob position_logprob(std::span<const float> logits, std::int32_t token, std::int32_t num_top) {
+  if (token < 0 || std::size_t(token) >= logits.size())
+    throw std::invalid_argument("position_logprob: token " + std::to_string(token) + " outside the vocabulary");
+  auto lp = log_softmax(logits);
+  PositionLogprob r;
+  r.logprob = lp[std::size_t(token)];
+  r.rank = std::uint32_t(std::count_if(lp.begin(), lp.end(), [&](float v) { return v >= r.logprob; }));
+  auto n = std::min<std::size_t>(std::size_t(std::max(num_top, 0)), lp.size());
+  std::vector<std::int32_t> ids(lp.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  // Only the N best need ordering: a full sort of a 129k vocabulary per prompt position would dominate.
+  std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(n), ids.end(),
+                    [&](auto a, auto b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
+  for (std::size_t i = 0; i < n; ++i) r.top.push_back({ids[i], lp[ids[i]]});
+  return r;
 }
 
 SampleResult sample(std::span<float> logits, const SamplingOptions& o, std::span<const std::int32_t> prompt,

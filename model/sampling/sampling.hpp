@@ -20,6 +20,7 @@ struct SamplingOptions {
   std::int32_t eos_token_id = -1;
   bool ignore_eos = false;
   std::int32_t logprobs = -1; // -1: none; N: the sampled token's logprob and the top N
+  std::int32_t prompt_logprobs = -1;  // -1: none; N: each prompt token's logprob, rank and the top N
 };
 
 struct TokenLogprob {
@@ -27,10 +28,20 @@ struct TokenLogprob {
   float logprob = 0;
 };
 
+// One position's logprob of a given token (a prompt token: vLLM's prompt_logprobs), of the raw logits.
+struct PositionLogprob {
+  float logprob = 0;
+  std::uint32_t rank = 0;          // 1 + tokens more likely; ties count against it (vLLM: logprobs >= its own)
+  std::vector<TokenLogprob> top;   // the N most likely tokens, best first (ties: lower id first)
+};
+
 struct SampleResult {
   std::int32_t token = 0;
   float logprob = 0;               // of the sampled token (when logprobs >= 0)
   std::vector<TokenLogprob> top;   // the `logprobs` most likely tokens, best first
+  // With the request's first token when it asked for prompt_logprobs: entry i is prompt token i+1's
+  // (the first prompt token has none: nothing precedes it).
+  std::vector<PositionLogprob> prompt_logprobs;
 };
 
 // In place. vLLM: a positive logit is divided by the repetition penalty, a negative one multiplied.
@@ -42,6 +53,9 @@ void apply_min_tokens(std::span<float> logits, std::size_t num_output, const Sam
 double uniform01(std::uint64_t seed, std::uint64_t position);
 // log_softmax of the logits, as float.
 std::vector<float> log_softmax(std::span<const float> logits);
+
+// log_softmax(logits)[token], its rank and the top `num_top` (0: none) — what vLLM reports per prompt position.
+PositionLogprob position_logprob(std::span<const float> logits, std::int32_t token, std::int32_t num_top);
 
 // Samples the token after prompt + output. `logits` is modified (penalties, masks, temperature).
 // Logprobs are of the raw logits (vLLM's default), before penalties and temperature.

@@ -128,3 +128,25 @@ BOOST_AUTO_TEST_CASE(seeded_draws_are_reproducible_by_position) {
   BOOST_TEST(uniform01(1, 2) == uniform01(1, 2));
   BOOST_TEST(uniform01(1, 2) != uniform01(1, 3));
 }
+
+// vLLM's rank: the number of tokens whose logprob is >= the token's own (ties count against it).
+BOOST_AUTO_TEST_CASE(position_logprob_rank_and_top) {
+  std::vector<float> l = {1.0f, 3.0f, 2.0f, 3.0f, 0.0f};
+  auto lp = log_softmax(l);
+  auto p = position_logprob(l, 2, 3);
+  BOOST_TEST(p.logprob == lp[2]);
+  BOOST_TEST(p.rank == 3u);  // tokens 1 and 3 are more likely
+  BOOST_REQUIRE_EQUAL(p.top.size(), 3u);
+  BOOST_TEST(p.top[0].token == 1);  // a tie goes to the lower id
+  BOOST_TEST(p.top[1].token == 3);
+  BOOST_TEST(p.top[2].token == 2);
+  BOOST_TEST(p.top[2].logprob == lp[2]);
+  BOOST_TEST(position_logprob(l, 1, 0).rank == 2u);  // tied with token 3
+  BOOST_TEST(position_logprob(l, 4, 0).rank == 5u);
+  BOOST_TEST(position_logprob(l, 4, 0).top.empty());
+  BOOST_TEST(position_logprob(l, 0, 9).top.size() == 5u);  // N beyond the vocabulary: all of it
+  BOOST_CHECK_THROW(position_logprob(l, 5, 1), std::invalid_argument);
+  double sum = 0;
+  for (float v : lp) sum += std::exp(double(v));
+  BOOST_TEST(sum == 1.0, boost::test_tools::tolerance(1e-6));
+}

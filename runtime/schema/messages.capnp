@@ -28,6 +28,7 @@ struct SamplingParams {
   frequencyPenalty @11 :Float32;
   repetitionPenalty @12 :Float32 = 1.0;
   logprobs @13 :Int32 = -1;    # -1: none; N: top-N logprobs per sampled token
+  promptLogprobs @14 :Int32 = -1;  # -1: none; N: per prompt position the prompt token's logprob + top N
 }
 
 # frontend -> scheduler: a new request, already tokenized and validated.
@@ -57,6 +58,8 @@ struct TokenEvent {
   numCachedTokens @7 :UInt32;    # prompt tokens served from the prefix cache
   errorStatus @8 :UInt16;        # finishReason error: the HTTP status it maps to (400 invalid, 503 overloaded/lost)
   logprobs @9 :List(TokenLogprobs);  # parallel to tokens when the request asked for logprobs, else empty
+  promptLogprobs @10 :List(TokenLogprobs);  # prompt positions 1..n-1 (logprob of the prompt token, its
+                                            # rank, top N); with the first token when sampling.promptLogprobs >= 0
 }
 struct TokenEvents {
   events @0 :List(TokenEvent);
@@ -96,6 +99,7 @@ struct TopLogprob {
 struct TokenLogprobs {
   logprob @0 :Float32;           # of the sampled token
   top @1 :List(TopLogprob);      # the N most likely tokens, best first (N = sampling.logprobs)
+  rank @2 :UInt32;               # 1-based rank of the token (vLLM: tokens with logprob >= its own); 0 unset
 }
 
 # gpu_worker -> scheduler. Only rank 0 samples; other ranks answer with no outputs.
@@ -103,6 +107,7 @@ struct SampledOutput {
   requestId @0 :UInt64;
   tokens @1 :List(Int32);
   logprobs @2 :List(TokenLogprobs);  # parallel to tokens when sampling.logprobs >= 0, else empty
+  promptLogprobs @3 :List(TokenLogprobs);  # prompt positions 1..n-1, with a request's first token
 }
 struct StepResult {
   stepId @0 :UInt64;
@@ -130,6 +135,13 @@ struct WorkerInit {
   seed @7 :UInt64;
   loadFormat @8 :Text;           # auto | dummy (weights from `seed`, no checkpoint files)
   groupId @9 :UInt64;            # names the tensor-parallel group (the cpu backend's in-process all-reduce)
+  # the cuda backend's memory plan (vLLM's keys): KV blocks = what gpuMemoryUtilization leaves after weights
+  # and the activations of a maxNumBatchedTokens step; numBlocks above caps it, numGpuBlocksOverride fixes it
+  gpuMemoryUtilization @10 :Float32 = 0.9;
+  maxNumBatchedTokens @11 :UInt32 = 8192;
+  maxNumSeqs @12 :UInt32 = 256;
+  maxModelLen @13 :UInt32 = 4096;
+  numGpuBlocksOverride @14 :UInt32;  # 0: sized from memory
 }
 struct WorkerReady {
   rank @0 :UInt32;
@@ -153,6 +165,8 @@ struct KvAlloc {
 struct KvRequest {
   frees @0 :List(UInt64);
   allocs @1 :List(KvAlloc);
+  resetPrefixCache @2 :Bool;     # after the frees: forget every cached block (a re-formed group's fresh
+                                 # workers hold none of that KV)
 }
 struct KvGrant {
   requestId @0 :UInt64;
