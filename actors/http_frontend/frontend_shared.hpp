@@ -1,6 +1,9 @@
 #pragma once
 // State the frontend's two worlds share: asio threads (the HTTP handlers) create request contexts and
-// submit; the frontend actor delivers token events to them. The registry's mutex is the hand-over point.
+// submit; the frontend actor routes token events to them. The registry's mutex is the hand-over point.
+// A context is touched only on its connection's strand (Responder::run): the handler creates it there,
+// and the actor hands each event to that strand rather than formatting it itself, so one step's
+// requests are formatted in parallel by the HTTP threads while each request keeps its event order.
 #include "actors/http_frontend/http_server.hpp"
 #include "actors/http_frontend/latency_log.hpp"
 #include "actors/http_frontend/request_context.hpp"
@@ -34,11 +37,17 @@ struct FrontendShared {
   std::atomic<bool> accepting{true};
   std::atomic<std::uint64_t> next_id{1};
   std::mutex mu;
-  std::unordered_map<std::uint64_t, std::shared_ptr<RequestContext>> live;
+  struct Live {
+    std::shared_ptr<RequestContext> ctx;
+    http::ResponderPtr out;  // its connection: the context runs on this strand
+  };
+  std::unordered_map<std::uint64_t, Live> live;  // by engine request id (n > 1: n ids, one context)
   std::string health_message = "starting";  // under mu
-  // Per streamed token (frontend actor only): the frontend's own work, and scheduler send -> chunk queued.
-  LatencyLog token_cost;
-  LatencyLog token_latency;
+  // Per streamed token: the actor's routing (lookup, hand-over to the strand), the formatting work on the
+  // strand (detokenize, stop strings, JSON, queue the chunk), and scheduler send -> chunk queued.
+  ShardedLatencyLog route_cost;
+  ShardedLatencyLog token_cost;
+  ShardedLatencyLog token_latency;
 };
 
 // Asks the scheduler to stop engine request `id` (its blocks go back to the pool).

@@ -404,18 +404,21 @@ class SessionResponder final : public Responder {
     post([s = s_, g = gen_, status, ct = std::move(content_type), b = std::move(body),
           h = std::move(headers)]() mutable { s->respond(g, status, ct, std::move(b), h); });
   }
+  // The stream calls come mostly from run() callbacks already on the strand: dispatch runs them in place
+  // there (no second trip through the queue) and posts them from any other thread.
   void begin_stream(int status, std::string content_type) override {
-    post([s = s_, g = gen_, status, ct = std::move(content_type)] { s->begin_stream(g, status, ct); });
+    dispatch([s = s_, g = gen_, status, ct = std::move(content_type)] { s->begin_stream(g, status, ct); });
   }
   void write(std::string chunk) override {
-    post([s = s_, g = gen_, c = std::move(chunk)]() mutable { s->write_chunk(g, std::move(c)); });
+    dispatch([s = s_, g = gen_, c = std::move(chunk)]() mutable { s->write_chunk(g, std::move(c)); });
   }
   void end() override {
-    post([s = s_, g = gen_] { s->end(g); });
+    dispatch([s = s_, g = gen_] { s->end(g); });
   }
   void on_disconnect(std::function<void()> cb) override {
     post([s = s_, g = gen_, cb = std::move(cb)]() mutable { s->set_on_disconnect(g, std::move(cb)); });
   }
+  void run(std::function<void()> fn) override { post(std::move(fn)); }
 
  private:
   template <class F>
@@ -423,6 +426,11 @@ class SessionResponder final : public Responder {
     // After stop() nothing runs the io_context any more; a queued handler would only pin the session.
     if (s_->core().stopped) return;
     asio::post(s_->executor(), std::forward<F>(f));
+  }
+  template <class F>
+  void dispatch(F&& f) {
+    if (s_->core().stopped) return;
+    asio::dispatch(s_->executor(), std::forward<F>(f));
   }
 
   std::shared_ptr<Session> s_;

@@ -38,6 +38,11 @@ class Responder {
   // a reset, a closed socket or a half-close seen while the answer is pending or streaming.
   // Set it from the Handler; if the client is already gone it runs at once.
   virtual void on_disconnect(std::function<void()> cb) = 0;
+  // Runs `fn` on the connection's strand (an asio thread), after every call made through this Responder
+  // before it, and never at the same time as another of the connection's handlers: the caller's work for
+  // this response is serialized with the response's I/O. Responder calls made from inside `fn` take
+  // effect at once rather than being queued again. The default runs `fn` in the caller's thread (fakes).
+  virtual void run(std::function<void()> fn) { fn(); }
 };
 using ResponderPtr = std::shared_ptr<Responder>;
 using Handler = std::function<void(Request, ResponderPtr)>;

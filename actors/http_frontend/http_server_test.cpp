@@ -56,7 +56,7 @@ ServerOptions test_options() {
 // A toy application: echo, a 100-chunk stream written from another thread, an endless slow stream that
 // stops when the client leaves, and a request that is never answered.
 struct Fixture {
-  Event disconnects, pending_arrived;
+  Event disconnects, pending_arrived, run_violations;
   std::mutex mu;
   std::vector<std::thread> workers;
   std::vector<ResponderPtr> held;
@@ -89,6 +89,21 @@ struct Fixture {
       spawn([res] {
         for (int i = 0; i < 100; ++i) res->write("data: " + std::to_string(i) + "\n\n");
         res->end();
+      });
+    } else if (req.path == "/runstream") {
+      // The frontend's pattern: another thread hands work to the connection's strand with run(); the work
+      // writes the chunks. Each callback must run off the caller's thread, in order, one at a time.
+      res->begin_stream(200, "text/event-stream");
+      spawn([this, res] {
+        auto inside = std::make_shared<std::atomic<int>>(0);
+        auto caller = std::this_thread::get_id();
+        for (int i = 0; i < 200; ++i)
+          res->run([this, res, inside, caller, i] {
+            if (inside->fetch_add(1) != 0 || std::this_thread::get_id() == caller) run_violations.signal();
+            res->write("data: " + std::to_string(i) + "\n\n");
+            inside->fetch_sub(1);
+          });
+        res->run([res] { res->end(); });
       });
     } else if (req.path == "/slowstream") {
       auto gone = std::make_shared<std::atomic<bool>>(false);
@@ -217,6 +232,25 @@ BOOST_AUTO_TEST_CASE(stream_arrives_in_full_and_in_order) {
   events = sse_events(all);
   BOOST_REQUIRE_EQUAL(events.size(), 100u);
   for (int i = 0; i < 100; ++i) BOOST_TEST(events[i] == std::to_string(i));
+}
+
+// Responder::run: work handed over from another thread runs on the connection's strand, in order, never
+// two at once for one connection, and the chunks it writes arrive in that order; eight streams at once.
+BOOST_AUTO_TEST_CASE(run_serializes_work_on_the_connection_strand) {
+  Fixture f;
+  std::vector<std::thread> clients;
+  std::atomic<int> good{0};
+  for (int c = 0; c < 8; ++c)
+    clients.emplace_back([&] {
+      auto r = http_request(kHost, f.port, "GET", "/runstream");
+      auto events = sse_events(r.body);
+      bool ok = r.status == 200 && events.size() == 200;
+      for (int i = 0; ok && i < 200; ++i) ok = events[i] == std::to_string(i);
+      if (ok) ++good;
+    });
+  for (auto& t : clients) t.join();
+  BOOST_TEST(good.load() == 8);
+  BOOST_TEST(f.run_violations.value() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(body_over_limit_gets_413) {

@@ -54,3 +54,36 @@ BOOST_AUTO_TEST_CASE(clamps_and_partial_utf8) {
   std::vector<GeneratedToken> none = {{'x', std::nullopt, {}}};
   BOOST_CHECK(f.completion(none, 1, -1, 0)["token_logprobs"][0].is_null());
 }
+
+// vLLM's prompt_logprobs: [null, {id: {logprob, rank, decoded_token}}, ...]; the prompt token first with
+// its own rank, then the top N ranked 1..N; a prompt token among the top N takes that entry's values.
+BOOST_AUTO_TEST_CASE(prompt_logprobs_shape) {
+  LogprobFormatter f(kCodec, true);  // token_id:N naming does not touch decoded_token
+  std::vector<std::int32_t> prompt = {'a', 'b', 'c', 'd'};
+  std::vector<PromptTokenLogprob> e = {{-2.5f, 3, {{'x', -0.5f}, {'y', -1.0f}}},  // 'b': rank 3, outside the top 2
+                                       {-0.1f, 1, {{'c', -0.1f}, {'z', -3.0f}}},  // 'c': the most likely
+                                       {-1e30f, 7, {}}};                          // 'd': N = 0, clamped
+  auto j = f.prompt_logprobs(prompt, e);
+  BOOST_REQUIRE_EQUAL(j.size(), 4u);
+  BOOST_CHECK(j[0].is_null());
+  BOOST_REQUIRE_EQUAL(j[1].size(), 3u);
+  BOOST_CHECK_EQUAL(j[1]["98"]["rank"], 3);
+  BOOST_CHECK_EQUAL(j[1]["98"]["logprob"].get<float>(), -2.5f);
+  BOOST_CHECK_EQUAL(j[1]["98"]["decoded_token"], "b");
+  BOOST_CHECK_EQUAL(j[1]["120"]["rank"], 1);
+  BOOST_CHECK_EQUAL(j[1]["121"]["rank"], 2);
+  BOOST_CHECK_EQUAL(j[1]["121"]["logprob"].get<float>(), -1.0f);
+  BOOST_REQUIRE_EQUAL(j[2].size(), 2u);  // the prompt token once
+  BOOST_CHECK_EQUAL(j[2]["99"]["rank"], 1);
+  BOOST_REQUIRE_EQUAL(j[3].size(), 1u);
+  BOOST_CHECK_EQUAL(j[3]["100"]["logprob"].get<float>(), -9999.0f);
+  BOOST_CHECK_EQUAL(j[3]["100"].size(), 3u);
+  // Missing entries (a part of the prompt the engine did not score) are null; an empty prompt is [].
+  auto short_ = f.prompt_logprobs(prompt, {e[0]});
+  BOOST_CHECK(short_[2].is_null() && short_[3].is_null());
+  BOOST_CHECK_EQUAL(f.prompt_logprobs({}, {}).dump(), "[]");
+  BOOST_CHECK_EQUAL(f.prompt_logprobs({'a'}, {}).dump(), "[null]");
+  auto no_tokenizer = make_token_id_codec(256, -1);  // skip-tokenizer-init: decoded_token is null (vLLM: None)
+  LogprobFormatter bare(*no_tokenizer, false);
+  BOOST_CHECK(bare.prompt_logprobs(prompt, e)[1]["98"]["decoded_token"].is_null());
+}

@@ -86,6 +86,7 @@ SubmitMsg make_submit(std::uint64_t id, const GenerationRequest& r, const std::v
     s.setFrequencyPenalty(r.frequency_penalty);
     s.setRepetitionPenalty(r.repetition_penalty);
     s.setLogprobs(r.logprobs.value_or(-1));
+    s.setPromptLogprobs(r.prompt_logprobs.value_or(-1));
   });
 }
 
@@ -172,7 +173,7 @@ void handle_generation(const std::shared_ptr<FrontendShared>& shp, const http::R
                                               base, n, std::move(reasoning));
   {
     std::lock_guard lk(sh.mu);
-    for (std::uint32_t i = 0; i < n; ++i) sh.live.emplace(base + i, ctx);
+    for (std::uint32_t i = 0; i < n; ++i) sh.live.emplace(base + i, FrontendShared::Live{ctx, out});
   }
   // A client that goes away aborts its requests, which frees their KV blocks.
   std::weak_ptr<FrontendShared> weak = shp;

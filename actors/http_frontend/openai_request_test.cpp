@@ -95,6 +95,25 @@ BOOST_AUTO_TEST_CASE(logprobs_fields) {
   BOOST_CHECK(ids.return_token_ids && ids.return_tokens_as_token_ids);
 }
 
+// vLLM's prompt_logprobs: an int in [0, 20] on both endpoints; N > 0 cannot stream; completions with echo
+// and logprobs take it from logprobs.
+BOOST_AUTO_TEST_CASE(prompt_logprobs_field) {
+  BOOST_CHECK(!ok(R"({"prompt":"hi"})").prompt_logprobs);
+  BOOST_CHECK(!ok(R"({"prompt":"hi","prompt_logprobs":null})").prompt_logprobs);
+  BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","prompt_logprobs":0})").prompt_logprobs, 0);
+  BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","prompt_logprobs":20})").prompt_logprobs, 20);
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"hi","prompt_logprobs":21})").param, "prompt_logprobs");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"hi","prompt_logprobs":-1})").param, "prompt_logprobs");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"hi","prompt_logprobs":"2"})").param, "prompt_logprobs");
+  BOOST_CHECK_EQUAL(err(R"({"prompt":"hi","prompt_logprobs":2,"stream":true})").param, "prompt_logprobs");
+  BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","prompt_logprobs":0,"stream":true})").prompt_logprobs, 0);
+  BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","echo":true,"logprobs":2})").prompt_logprobs, 2);
+  BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","echo":true,"logprobs":2,"prompt_logprobs":1})").prompt_logprobs, 1);
+  BOOST_CHECK(!ok(R"({"prompt":"hi","echo":true})").prompt_logprobs);
+  const char* chat = R"({"messages":[{"role":"user","content":"x"}],"prompt_logprobs":3})";
+  BOOST_CHECK_EQUAL(*ok(chat, ApiKind::chat).prompt_logprobs, 3);
+}
+
 // generation_config.json defaults fill only what the body leaves unset; the body always wins.
 BOOST_AUTO_TEST_CASE(model_generation_defaults_fill_unset_fields) {
   GenerationDefaults d;

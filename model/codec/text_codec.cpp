@@ -47,7 +47,9 @@ class TokenIdCodec final : public TextCodec {
     throw std::logic_error("no tokenizer (skip-tokenizer-init): text cannot be encoded");
   }
   std::string decode(std::span<const std::int32_t>, bool) const override { return {}; }
-  std::unique_ptr<StreamDecoder> stream(bool) const override { return std::make_unique<SilentStream>(); }
+  std::unique_ptr<StreamDecoder> stream(bool, std::span<const std::int32_t>) const override {
+    return std::make_unique<SilentStream>();
+  }
   std::int32_t vocab_size() const override { return vocab_; }
   std::int32_t eos_id() const override { return eos_; }
   std::string render_chat(const nlohmann::ordered_json&) const override {
@@ -78,7 +80,7 @@ std::string ByteCodec::decode(std::span<const std::int32_t> ids, bool) const {
   return s;
 }
 
-std::unique_ptr<StreamDecoder> ByteCodec::stream(bool) const { return std::make_unique<ByteStream>(); }
+std::unique_ptr<StreamDecoder> ByteCodec::stream(bool, std::span<const std::int32_t>) const { return std::make_unique<ByteStream>(); }
 
 std::string ByteCodec::render_chat(const nlohmann::ordered_json& context) const {
   std::string s;

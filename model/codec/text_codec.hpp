@@ -33,7 +33,10 @@ class TextCodec {
   virtual ~TextCodec() = default;
   virtual std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const = 0;
   virtual std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens = true) const = 0;
-  virtual std::unique_ptr<StreamDecoder> stream(bool skip_special_tokens = true) const = 0;
+  // `prompt`: the ids the output follows. As vLLM's detokenizer, the stream is primed with the prompt's tail,
+  // so the first output token decodes as a continuation (a SentencePiece "▁Hi" after prompt text gives " Hi").
+  virtual std::unique_ptr<StreamDecoder> stream(bool skip_special_tokens = true,
+                                                std::span<const std::int32_t> prompt = {}) const = 0;
   virtual std::int32_t vocab_size() const = 0;
   virtual std::int32_t eos_id() const = 0;  // -1: none
   // `context` as Hugging Face passes it to the template: messages, add_generation_prompt, tools and
@@ -51,7 +54,8 @@ class ByteCodec final : public TextCodec {
  public:
   std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const override;
   std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens = true) const override;
-  std::unique_ptr<StreamDecoder> stream(bool skip_special_tokens = true) const override;
+  std::unique_ptr<StreamDecoder> stream(bool skip_special_tokens = true,
+                                        std::span<const std::int32_t> prompt = {}) const override;
   std::int32_t vocab_size() const override { return 256; }
   std::int32_t eos_id() const override { return -1; }
   std::string render_chat(const nlohmann::ordered_json& context) const override;

@@ -48,3 +48,25 @@ BOOST_AUTO_TEST_CASE(token_id_codec_has_no_text) {
   BOOST_CHECK_THROW(c->encode("x", true), std::logic_error);
   BOOST_TEST(troupe::ByteCodec().has_tokenizer());
 }
+
+// The stream is primed with the prompt, as vLLM's detokenizer is: a SentencePiece output that starts with
+// "▁" keeps its space after prompt text, so the streamed text equals the full decode's tail.
+BOOST_AUTO_TEST_CASE(tokenizer_stream_continues_the_prompt) {
+  auto c = load_tokenizer_codec(std::string(TROUPE_SOURCE_DIR) + "/tests/data/tokenizer/llama2-sp");
+  auto prompt = c->encode("The quick brown fox", true);
+  auto output = c->encode("jumps over the dog", false);  // starts with a "▁jumps"-style piece
+  std::vector<std::int32_t> all = prompt;
+  all.insert(all.end(), output.begin(), output.end());
+  std::string want = c->decode(all).substr(c->decode(prompt).size());
+  BOOST_REQUIRE(!want.empty() && want.front() == ' ');
+  auto primed = c->stream(true, prompt);
+  std::string got;
+  for (auto id : output) got += primed->push(id);
+  got += primed->flush();
+  BOOST_TEST(got == want);
+  auto bare = c->stream(true);  // no prompt: the decoder drops the leading space, as at a text's start
+  std::string alone;
+  for (auto id : output) alone += bare->push(id);
+  alone += bare->flush();
+  BOOST_TEST(alone == want.substr(1));
+}

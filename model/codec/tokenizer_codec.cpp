@@ -12,7 +12,7 @@ namespace {
 
 class DetokStream final : public StreamDecoder {
  public:
-  DetokStream(const Tokenizer& t, bool skip) : d_(t, skip) {}
+  DetokStream(const Tokenizer& t, bool skip, std::span<const std::int32_t> prompt) : d_(t, skip) { d_.prime(prompt); }
   std::string push(std::int32_t id) override { return d_.step(id); }
   std::string flush() override { return d_.flush(); }
 
@@ -29,8 +29,8 @@ class TokenizerCodec final : public TextCodec {
   std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens) const override {
     return tok_.decode(ids, skip_special_tokens);
   }
-  std::unique_ptr<StreamDecoder> stream(bool skip_special_tokens) const override {
-    return std::make_unique<DetokStream>(tok_, skip_special_tokens);
+  std::unique_ptr<StreamDecoder> stream(bool skip_special_tokens, std::span<const std::int32_t> prompt) const override {
+    return std::make_unique<DetokStream>(tok_, skip_special_tokens, prompt);
   }
   std::int32_t vocab_size() const override { return tok_.vocab_size(); }
   std::int32_t eos_id() const override { return tok_.eos_id().value_or(-1); }

@@ -164,6 +164,12 @@ void DecodeStream::emit(std::string_view text, std::string& out) {
   held_tail_.append(text.substr(keep));
 }
 
+void DecodeStream::settle(std::string& out) {
+  if (is_valid_utf8(byte_run_)) flush_byte_run(out);
+}
+
+bool DecodeStream::at_char_boundary() const { return pending_.empty() && is_valid_utf8(byte_run_); }
+
 void DecodeStream::finish(std::string& out) {
   if (!pending_.empty()) {
     append_lossy(out, pending_, true);

@@ -53,6 +53,12 @@ class DecodeStream {
   void push(std::string_view token, std::string& out);
   void push_bytes(std::string_view bytes, std::string& out);
   void finish(std::string& out);
+  // After priming with context text the client already has: a byte-fallback run that is complete UTF-8
+  // goes to `out` (HF's stream would have shown it with the context); an unfinished one waits for its end.
+  void settle(std::string& out);
+  // Whether everything pushed so far decodes to whole characters (no byte of an unfinished one waits):
+  // where HF's DecodeStream would have shown all of it.
+  bool at_char_boundary() const;
 
  private:
   void emit(std::string_view text, std::string& out);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "model/tokenizer/decoder.hpp"
@@ -16,6 +17,10 @@ class IncrementalDetokenizer {
  public:
   explicit IncrementalDetokenizer(Tokenizer tokenizer, bool skip_special_tokens = true);
 
+  // Feeds the tail of the prompt the output follows, before the first step(), and drops its text. Matches
+  // vLLM's FastIncrementalDetokenizer: the shortest suffix of 4..23 tokens that decodes without U+FFFD (else
+  // the whole prompt), so a leading "▁" of the first output token becomes a space, as in a full decode.
+  void prime(std::span<const int32_t> prompt);
   std::string step(int32_t id);  // the new text that is safe to emit (may be empty)
   std::string flush();           // the rest, at the end of the sequence
 
@@ -23,6 +28,7 @@ class IncrementalDetokenizer {
   Tokenizer tokenizer_;  // shares the loaded state: the stream points into it
   bool skip_special_;
   tok::DecodeStream stream_;
+  std::string carry_;  // prime(): held prompt text that HF shows with the first output token
 };
 
 }  // namespace troupe

@@ -169,6 +169,41 @@ BOOST_AUTO_TEST_CASE(incremental_matches_full_decode) {
   check_incremental(sp, fallback, true);
 }
 
+// A stream primed with the prompt streams what vLLM's FastIncrementalDetokenizer streams (HF DecodeStream,
+// golden/*_prompted_stream.jsonl from make_stream_golden.py): a SentencePiece "▁" that starts the output is a
+// space after prompt text. Cases where vLLM reset its stream mid-output (its error recovery) are skipped.
+void check_prompted_stream(const std::string& folder, const std::string& name) {
+  const Tokenizer& tok = load(folder);
+  std::ifstream in(kData + "golden/" + name + "_prompted_stream.jsonl");
+  BOOST_REQUIRE_MESSAGE(in, "missing golden file " << name << "_prompted_stream.jsonl");
+  size_t checked = 0, failures = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("vllm_reset", false)) continue;
+    auto prompt = j.at("prompt_ids").get<std::vector<int32_t>>();
+    auto output = j.at("output_ids").get<std::vector<int32_t>>();
+    IncrementalDetokenizer detok(tok, j.at("skip_special_tokens").get<bool>());
+    detok.prime(prompt);
+    std::string text;
+    for (int32_t id : output) text += detok.step(id);
+    text += detok.flush();
+    ++checked;
+    if (text != j.at("text").get<std::string>() && ++failures <= 10)
+      BOOST_ERROR(name << ": prompt " << show(prompt) << "output " << show(output) << "streamed \"" << text
+                       << "\" want \"" << j.at("text").get<std::string>() << "\"");
+  }
+  BOOST_CHECK_GE(checked, 270u);
+  BOOST_CHECK_EQUAL(failures, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(prompted_stream_matches_vllm) {
+  check_prompted_stream("llama2-sp", "llama2_sp");
+  check_prompted_stream("llama2-metaspace", "llama2_metaspace");
+  check_prompted_stream("qwen2-bpe", "qwen2_bpe");
+  check_prompted_stream("llama3-bpe", "llama3_bpe");
+  check_prompted_stream("deepseek-r1", "deepseek_r1");
+}
+
 BOOST_AUTO_TEST_CASE(invalid_utf8_input_is_read_lossily) {
   const Tokenizer& tok = load("deepseek-r1");
   BOOST_CHECK(tok.encode("a\xFF" "b", false) == tok.encode("a\xEF\xBF\xBD" "b", false));

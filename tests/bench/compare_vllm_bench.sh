@@ -63,7 +63,7 @@ else
 fi
 COMMON=(--base-url "$URL" --model "$MODEL" --dataset-name random --num-prompts "$NUM_PROMPTS"
         --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" --max-concurrency "$CONCURRENCY"
-        --ignore-eos --percentile-metrics ttft,tpot,itl,e2el --save-result)
+        --ignore-eos --percentile-metrics ttft,tpot,itl,e2el --save-result --save-detailed)
 
 echo "== vLLM $VLLM_VERSION benchmarks/serve.py"
 (cd "$WORK/pkgs" && python3 run_vllm_bench.py --backend openai "${COMMON[@]}" --tokenizer "$TOK" \
@@ -76,7 +76,7 @@ python3 - "$WORK/vllm.json" "$WORK/troupe.json" "$TOLERANCE" <<'PY'
 import json, sys
 v, t, tol = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
 keys = ["completed", "total_input_tokens", "total_output_tokens", "request_throughput", "output_throughput",
-        "mean_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms"]
+        "mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms"]
 checked = {"request_throughput", "output_throughput", "mean_ttft_ms", "mean_tpot_ms"}
 bad = []
 print(f"{'metric':<24}{'vllm':>14}{'troupe':>14}{'diff':>9}")
@@ -87,6 +87,17 @@ for k in keys:
     print(f"{k:<24}{a:>14.3f}{b:>14.3f}{d*100:>8.1f}%{flag}")
     if flag:
         bad.append(k)
+# Both clients start the clock before sending and stop it at the first chunk with a choice (see
+# docs/BENCHMARKS.md); what is left between them is each client's own latency. The E2EL gap carries the
+# same start-up part, so it is printed beside the TTFT gap.
+dt, de = float(t["mean_ttft_ms"]) - float(v["mean_ttft_ms"]), float(t["mean_e2el_ms"]) - float(v["mean_e2el_ms"])
+print(f"troupe - vllm: mean TTFT {dt:+.2f} ms, mean E2EL {de:+.2f} ms")
+if "ttfts" in v and "ttfts" in t:
+    n = min(32, len(v["ttfts"]), len(t["ttfts"]))
+    for name, d in (("vllm", v), ("troupe", t)):
+        first, rest = d["ttfts"][:n], d["ttfts"][n:]
+        print(f"{name}: mean TTFT of the first {n} requests {1000*sum(first)/max(1,len(first)):.2f} ms, "
+              f"of the rest {1000*sum(rest)/max(1,len(rest)):.2f} ms")
 missing = [k for k in v if k not in t]
 print("keys of vLLM's result missing from troupe's:", missing or "none")
 sys.exit(1 if bad or missing or v["completed"] != t["completed"] else 0)
