@@ -30,6 +30,7 @@ struct NewReq {
   float temperature = 0;
   std::uint64_t seed = 0;
   std::uint32_t num_prompt = 0;
+  std::int32_t logprobs = -1, prompt_logprobs = -1;
 };
 
 StepPlanMsg plan(const std::vector<NewReq>& news, const std::vector<std::pair<std::uint64_t, std::uint32_t>>& olds,
@@ -48,6 +49,8 @@ StepPlanMsg plan(const std::vector<NewReq>& news, const std::vector<std::pair<st
       s.setTemperature(news[i].temperature);
       s.setHasSeed(news[i].seed != 0);
       s.setSeed(news[i].seed);
+      s.setLogprobs(news[i].logprobs);
+      s.setPromptLogprobs(news[i].prompt_logprobs);
     }
     auto o = b.initScheduled(unsigned(olds.size()));
     for (unsigned i = 0; i < olds.size(); ++i) {
@@ -59,10 +62,15 @@ StepPlanMsg plan(const std::vector<NewReq>& news, const std::vector<std::pair<st
   });
 }
 
-std::unordered_map<std::uint64_t, std::int32_t> step(Backend& be, BatchState& bs, const StepPlanMsg& p) {
+SampledTokens step_full(Backend& be, BatchState& bs, const StepPlanMsg& p) {
   BOOST_REQUIRE_EQUAL(bs.apply(*p.view()), "");
   auto sampled = be.execute(bs.scheduled());
   bs.commit(sampled);
+  return sampled;
+}
+
+std::unordered_map<std::uint64_t, std::int32_t> step(Backend& be, BatchState& bs, const StepPlanMsg& p) {
+  auto sampled = step_full(be, bs, p);
   std::unordered_map<std::uint64_t, std::int32_t> out;
   for (auto& [id, s] : sampled) out[id] = s.token;
   return out;
@@ -121,4 +129,57 @@ BOOST_AUTO_TEST_CASE(dummy_weights_load_without_a_checkpoint) {
   BatchState bs(4);
   auto out = step(be, bs, plan({{1, kPrompt, {0, 1}, 5}}, {}));
   BOOST_TEST((out.at(1) >= 0 && out.at(1) < 512));
+}
+
+// prompt_logprobs against the model's own sampled logprobs: the greedy continuation's logprobs (computed
+// from decode steps) must equal the prompt logprobs of a second request whose prompt is prompt + output
+// (computed from all rows of prefill chunks), and greedy tokens rank first.
+BOOST_AUTO_TEST_CASE(prompt_logprobs_equal_the_logprobs_of_the_same_tokens_generated) {
+  CpuBackend be;
+  be.init(*init_msg(4).view());
+  BatchState bs(4);
+  std::vector<SampleResult> gen = {step_full(be, bs, plan({{1, kPrompt, {0, 1, 2, 3}, 5, 0, 0, 0, 2}}, {})).at(1)};
+  for (int i = 0; i < 6; ++i) gen.push_back(step_full(be, bs, plan({}, {{1, 1}})).at(1));
+  auto long_prompt = kPrompt;
+  for (auto& g : gen) long_prompt.push_back(g.token);  // 12 tokens
+  // Prefilled in chunks of 5, 4 and 3 tokens (block size 4: chunk edges cross blocks).
+  std::vector<std::uint32_t> blocks = {10, 11, 12, 13};
+  auto r = step_full(be, bs, plan({{2, long_prompt, blocks, 5, 0, 0, 0, -1, 3}}, {}));
+  BOOST_TEST(r.count(2) == 0u);
+  BOOST_TEST(step_full(be, bs, plan({}, {{2, 4}})).count(2) == 0u);
+  auto last = step_full(be, bs, plan({}, {{2, 3}})).at(2);
+  const auto& pl = last.prompt_logprobs;
+  BOOST_REQUIRE_EQUAL(pl.size(), long_prompt.size() - 1);
+  for (std::size_t i = 0; i < gen.size(); ++i) {
+    const auto& p = pl[kPrompt.size() - 1 + i];  // scores long_prompt[kPrompt.size() + i] == gen[i].token
+    BOOST_TEST(p.logprob == gen[i].logprob, boost::test_tools::tolerance(1e-5f));
+    BOOST_TEST(p.rank == 1u);  // greedy picked the most likely token
+    BOOST_REQUIRE_EQUAL(p.top.size(), 3u);
+    BOOST_TEST(p.top[0].token == gen[i].token);
+    BOOST_TEST(p.top[1].token == gen[i].top[1].token);
+    BOOST_TEST(p.top[1].logprob == gen[i].top[1].logprob, boost::test_tools::tolerance(1e-5f));
+  }
+  for (const auto& p : pl) {
+    BOOST_TEST(p.logprob <= 0.0f);
+    BOOST_TEST(p.rank >= 1u);
+    BOOST_TEST((p.rank > 1u || p.logprob == p.top[0].logprob));
+  }
+  // The same request prefilled whole gives the same values (the chunking does not matter).
+  BatchState bs2(4);
+  auto whole = step_full(be, bs2, plan({{3, long_prompt, {20, 21, 22, 23}, 12, 0, 0, 0, -1, 3}}, {})).at(3);
+  BOOST_REQUIRE_EQUAL(whole.prompt_logprobs.size(), pl.size());
+  for (std::size_t i = 0; i < pl.size(); ++i) {
+    BOOST_TEST(whole.prompt_logprobs[i].logprob == pl[i].logprob, boost::test_tools::tolerance(1e-5f));
+    BOOST_TEST(whole.prompt_logprobs[i].rank == pl[i].rank);
+  }
+  BOOST_TEST(whole.token == last.token);
+}
+
+BOOST_AUTO_TEST_CASE(prompt_logprobs_of_a_one_token_prompt_are_empty) {
+  CpuBackend be;
+  be.init(*init_msg(4).view());
+  BatchState bs(4);
+  auto r = step_full(be, bs, plan({{1, {1}, {0}, 1, 0, 0, 0, -1, 2}}, {})).at(1);
+  BOOST_TEST(r.prompt_logprobs.empty());
+  BOOST_TEST(r.top.empty());  // logprobs were not asked
 }

@@ -3,6 +3,9 @@
 #include "actors/gpu_worker/backend.hpp"
 #include "actors/gpu_worker/cpu_backend.hpp"
 #include "actors/gpu_worker/sim_backend.hpp"
+#ifdef TROUPE_WITH_CUDA
+#include "actors/gpu_worker/cuda_backend.hpp"
+#endif
 
 #include <spdlog/spdlog.h>
 
@@ -14,8 +17,12 @@ namespace troupe {
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "sim") return std::make_unique<SimBackend>();
   if (name == "cpu") return std::make_unique<CpuBackend>();
-  // The cuda backend arrives with the CUDA issue.
+#ifdef TROUPE_WITH_CUDA
+  if (name == "cuda") return std::make_unique<CudaBackend>();
+  throw std::runtime_error("backend '" + name + "' is not available in this build (available: cuda, cpu, sim)");
+#else
   throw std::runtime_error("backend '" + name + "' is not available in this build (available: cpu, sim)");
+#endif
 }
 
 namespace {
@@ -40,6 +47,7 @@ StepResultMsg step_result(std::uint64_t step, std::uint32_t rank, const std::str
     for (auto& [id, s] : sampled) {
       outs[i].setRequestId(id);
       outs[i].initTokens(1).set(0, s.token);
+      write_prompt_logprobs(outs[i], s);
       if (auto it = logprob_counts.find(id); it != logprob_counts.end() && it->second >= 0) {
         auto lp = outs[i].initLogprobs(1)[0];
         lp.setLogprob(s.logprob);

@@ -1,0 +1,302 @@
+#include "model/cuda/deepseek_cuda.hpp"
+
+#include "kernels/core/ops.hpp"
+#include "kernels/mla/mla.hpp"
+#include "model/cpu/rope_yarn.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace troupe::cuda {
+namespace {
+// transformers builds q_a_layernorm and kv_a_layernorm with the default eps, not config.rms_norm_eps.
+constexpr float kLatentNormEps = 1e-6f;
+constexpr int kBlock = 128;
+}  // namespace
+
+DeepseekCudaModel::DeepseekCudaModel(const CudaModelOptions& opt, const ModelConfig& cfg)
+    : CudaModel(opt, cfg),
+      heads_(int(cfg.num_attention_heads)),
+      q_lora_(int(cfg.q_lora_rank.value_or(0))),
+      kvr_(int(cfg.kv_lora_rank)),
+      nope_(int(cfg.qk_nope_head_dim)),
+      rope_(int(cfg.qk_rope_head_dim)),
+      v_(int(cfg.v_head_dim)),
+      qk_(nope_ + rope_),
+      row_(kvr_ + rope_) {
+  if (opt.world > 1)
+    throw std::runtime_error("cuda backend: tensor-parallel DeepSeek (NCCL, expert split) is not built yet");
+  if (cfg_.n_routed_experts && (cfg_.n_group == 0 || cfg_.n_routed_experts % cfg_.n_group))
+    throw std::invalid_argument("cuda deepseek: n_routed_experts is not a multiple of n_group");
+  const bool v3 = cfg_.topk_method == "noaux_tc";
+  routing_.num_experts = int(cfg_.n_routed_experts);
+  routing_.top_k = int(cfg_.num_experts_per_tok);
+  const bool grouped = v3 || cfg_.topk_method == "group_limited_greedy";
+  routing_.n_group = grouped ? int(cfg_.n_group) : 1;
+  routing_.topk_group = grouped ? int(cfg_.topk_group) : 1;
+  routing_.sigmoid = cfg_.scoring_func == "sigmoid";
+  routing_.group_by_top2_sum = v3;
+  // As the oracle (DeepSeek's own code): V2 normalizes only with top_k > 1, and then does not scale.
+  routing_.norm_topk_prob = cfg_.norm_topk_prob && (v3 || cfg_.num_experts_per_tok > 1);
+  routing_.routed_scaling_factor = float(cfg_.routed_scaling_factor);
+  max_inter_ = int(cfg_.intermediate_size);
+  if (cfg_.n_routed_experts) max_inter_ = std::max(max_inter_, int(cfg_.moe_intermediate_size * cfg_.n_shared_experts));
+  {
+    WeightLoader w(opt.model_dir, opt.dummy_weights, opt.seed, cfg_.fp8_block.has_value(), opt.rank, opt.world,
+                   weights_, stream_);
+    load(w);
+    w.done();
+  }
+  const cpu::Rope r = cpu::make_rope(cfg_);
+  interleave_ = r.interleave;
+  scale_ = float(cpu::softmax_scale(cfg_));
+  upload_cos_sin(r.inv_freq, r.attention_factor);
+  mla_ws_bytes_ = kernels::mla_workspace_bytes(max_tokens_, heads_, kvr_, int(opt.max_model_len), int(opt.block_size));
+  if (cfg_.n_routed_experts) {
+    for (const Layer& L : layers_)
+      if (L.moe) moe_ws_bytes_ = std::max(moe_ws_bytes_, kernels::moe_workspace_bytes(max_tokens_, routing_.top_k, L.experts));
+  }
+  finish_init(std::size_t(cfg_.num_hidden_layers) * opt.block_size * std::size_t(row_) * 2);
+  spdlog::info("cuda {}: {} layers, hidden {}, {} heads, latent {} + rope {}, {} routed experts (top {}){}",
+               cfg_.architecture, cfg_.num_hidden_layers, cfg_.hidden_size, heads_, kvr_, rope_,
+               cfg_.n_routed_experts, cfg_.num_experts_per_tok, cfg_.fp8_block ? ", FP8 block-quantized" : "");
+}
+
+DeepseekCudaModel::~DeepseekCudaModel() = default;
+
+void DeepseekCudaModel::load(WeightLoader& w) {
+  const std::int64_t H = cfg_.hidden_size, V = cfg_.vocab_size;
+  embed_ = w.bf16_tensor("model.embed_tokens.weight", {V, H});
+  final_norm_ = w.bf16_tensor("model.norm.weight", {H}, Init::ones);
+  lm_head_.n = int(V);
+  lm_head_.k = int(H);
+  lm_head_.w = cfg_.tie_word_embeddings ? embed_ : w.bf16_tensor("lm_head.weight", {V, H});
+  for (std::uint32_t l = 0; l < cfg_.num_hidden_layers; ++l) layers_.push_back(load_layer(w, l));
+}
+
+DeepseekCudaModel::Mlp DeepseekCudaModel::load_mlp(WeightLoader& w, const std::string& p, int inter) {
+  const std::int64_t H = cfg_.hidden_size, I = inter;
+  Mlp m;
+  m.inter = inter;
+  if (w.is_fp8(p + "gate_proj.weight") && H % kBlock == 0 && I % kBlock == 0) {
+    // gate | up stacked: whole 128-row blocks, so their scale rows stack too
+    weights_.emplace_back(std::size_t(2 * I * H));
+    auto* w8 = weights_.back().get<fp8>();
+    const std::size_t sc = std::size_t(I / kBlock) * std::size_t(H / kBlock);
+    weights_.emplace_back(2 * sc * 4);
+    auto* s = weights_.back().get<float>();
+    w.fp8_into(p + "gate_proj.weight", I, H, w8, s);
+    w.fp8_into(p + "up_proj.weight", I, H, w8 + I * H, s + sc);
+    m.gate_up = {nullptr, w8, s, int(2 * I), int(H)};
+  } else {
+    weights_.emplace_back(std::size_t(2 * I * H) * 2);
+    auto* gu = weights_.back().get<bf16>();
+    w.bf16_into(p + "gate_proj.weight", {I, H}, gu);
+    w.bf16_into(p + "up_proj.weight", {I, H}, gu + I * H);
+    m.gate_up = {gu, nullptr, nullptr, int(2 * I), int(H)};
+  }
+  m.down = w.linear(p + "down_proj.weight", H, I);
+  track_fp8(m.gate_up);
+  track_fp8(m.down);
+  return m;
+}
+
+kernels::MoeWeights DeepseekCudaModel::load_experts(WeightLoader& w, const std::string& p) {
+  const std::int64_t H = cfg_.hidden_size, I = cfg_.moe_intermediate_size, E = cfg_.n_routed_experts;
+  kernels::MoeWeights m;
+  m.num_experts = int(E);
+  m.hidden = int(H);
+  m.inter = int(I);
+  m.fp8 = w.is_fp8(p + "0.gate_proj.weight") && H % kBlock == 0 && I % kBlock == 0;
+  const std::size_t n13 = std::size_t(2 * I * H), n2 = std::size_t(H * I);
+  weights_.emplace_back(std::size_t(E) * n13 * (m.fp8 ? 1 : 2));
+  void* w13 = weights_.back().get();
+  weights_.emplace_back(std::size_t(E) * n2 * (m.fp8 ? 1 : 2));
+  void* w2 = weights_.back().get();
+  m.w13 = w13;
+  m.w2 = w2;
+  if (m.fp8) {
+    const std::size_t s1 = std::size_t(I / kBlock) * std::size_t(H / kBlock);  // one of gate/up; w2 the same count
+    weights_.emplace_back(std::size_t(E) * 3 * s1 * 4);
+    float* s13 = weights_.back().get<float>();
+    float* s2 = s13 + std::size_t(E) * 2 * s1;
+    for (std::int64_t e = 0; e < E; ++e) {
+      const std::string q = p + std::to_string(e) + ".";
+      auto* base = static_cast<fp8*>(w13) + std::size_t(e) * n13;
+      w.fp8_into(q + "gate_proj.weight", I, H, base, s13 + std::size_t(e) * 2 * s1);
+      w.fp8_into(q + "up_proj.weight", I, H, base + I * H, s13 + std::size_t(e) * 2 * s1 + s1);
+      w.fp8_into(q + "down_proj.weight", H, I, static_cast<fp8*>(w2) + std::size_t(e) * n2, s2 + std::size_t(e) * s1);
+    }
+    m.w13_scale = s13;
+    m.w2_scale = s2;
+    return m;
+  }
+  for (std::int64_t e = 0; e < E; ++e) {
+    const std::string q = p + std::to_string(e) + ".";
+    auto* base = static_cast<bf16*>(w13) + std::size_t(e) * n13;
+    w.bf16_into(q + "gate_proj.weight", {I, H}, base);
+    w.bf16_into(q + "up_proj.weight", {I, H}, base + I * H);
+    w.bf16_into(q + "down_proj.weight", {H, I}, static_cast<bf16*>(w2) + std::size_t(e) * n2);
+  }
+  return m;
+}
+
+DeepseekCudaModel::Layer DeepseekCudaModel::load_layer(WeightLoader& w, std::uint32_t l) {
+  const std::int64_t H = cfg_.hidden_size, heads = heads_, qk = qk_;
+  const std::string p = "model.layers." + std::to_string(l) + ".", a = p + "self_attn.";
+  Layer L;
+  L.input_norm = w.bf16_tensor(p + "input_layernorm.weight", {H}, Init::ones);
+  L.post_norm = w.bf16_tensor(p + "post_attention_layernorm.weight", {H}, Init::ones);
+  if (q_lora_) {
+    L.q_a = w.linear(a + "q_a_proj.weight", q_lora_, H);
+    L.q_a_norm = w.bf16_tensor(a + "q_a_layernorm.weight", {q_lora_}, Init::ones);
+    L.q_b = w.linear(a + "q_b_proj.weight", heads * qk, q_lora_);
+  } else {
+    L.q = w.linear(a + "q_proj.weight", heads * qk, H);
+  }
+  L.kv_a = w.linear(a + "kv_a_proj_with_mqa.weight", row_, H);
+  L.kv_a_norm = w.bf16_tensor(a + "kv_a_layernorm.weight", {kvr_}, Init::ones);
+  L.kv_b = w.bf16_tensor(a + "kv_b_proj.weight", {heads * (nope_ + v_), kvr_});
+  L.o = w.linear(a + "o_proj.weight", H, heads * v_);
+  for (const Linear* x : {&L.q_a, &L.q_b, &L.q, &L.kv_a, &L.o}) track_fp8(*x);
+  L.moe = cfg_.is_moe_layer(l);
+  if (!L.moe) {
+    L.dense = load_mlp(w, p + "mlp.", int(cfg_.intermediate_size));
+    return L;
+  }
+  const std::int64_t E = cfg_.n_routed_experts;
+  if (opt_.exact_router)
+    L.router_f32 = w.f32_tensor(p + "mlp.gate.weight", {E, H}, Init::normal);
+  else
+    L.router = w.bf16_tensor(p + "mlp.gate.weight", {E, H});
+  if (cfg_.topk_method == "noaux_tc") L.router_bias = w.f32_tensor(p + "mlp.gate.e_score_correction_bias", {E});
+  L.experts = load_experts(w, p + "mlp.experts.");
+  if (cfg_.n_shared_experts)
+    L.shared = load_mlp(w, p + "mlp.shared_experts.", int(cfg_.moe_intermediate_size * cfg_.n_shared_experts));
+  return L;
+}
+
+template <class A>
+void DeepseekCudaModel::layout(A& a) {
+  const std::size_t T = std::size_t(max_tokens_), H = cfg_.hidden_size, hd = std::size_t(heads_);
+  const std::size_t E = std::max<std::size_t>(cfg_.n_routed_experts, 1), K = std::max<std::size_t>(cfg_.num_experts_per_tok, 1);
+  a.template take<bf16>(T * H);                                 // h
+  a.template take<bf16>(T * std::size_t(std::max(q_lora_, 1))); // qa
+  a.template take<bf16>(T * std::size_t(std::max(q_lora_, 1))); // qa_n
+  a.template take<bf16>(T * hd * std::size_t(qk_));             // q
+  a.template take<bf16>(T * std::size_t(row_));                 // kv
+  a.template take<bf16>(T * std::size_t(row_));                 // latent
+  a.template take<bf16>(T * hd * std::size_t(row_));            // qfull
+  a.template take<bf16>(T * hd * std::size_t(kvr_));            // olat
+  a.template take<bf16>(T * hd * std::size_t(v_));              // attn
+  a.template take<bf16>(T * 2 * std::size_t(max_inter_));       // gate_up
+  a.template take<bf16>(T * std::size_t(max_inter_));           // act
+  a.template take<bf16>(T * H);                                 // addend
+  a.template take<float>(T * E);                                // router logits
+  a.template take<float>(T * K);                                // topk weights
+  a.template take<std::int32_t>(T * K);                         // topk ids
+  a.template take<char>(std::max<std::size_t>(mla_ws_bytes_, 1));
+  a.template take<char>(std::max<std::size_t>(moe_ws_bytes_, 1));
+}
+
+void DeepseekCudaModel::plan_activations(ArenaPlan& plan) { layout(plan); }
+
+void DeepseekCudaModel::take_activations(Arena& a) {
+  const std::size_t T = std::size_t(max_tokens_), H = cfg_.hidden_size, hd = std::size_t(heads_);
+  const std::size_t E = std::max<std::size_t>(cfg_.n_routed_experts, 1), K = std::max<std::size_t>(cfg_.num_experts_per_tok, 1);
+  h_ = a.take<bf16>(T * H);
+  qa_ = a.take<bf16>(T * std::size_t(std::max(q_lora_, 1)));
+  qa_n_ = a.take<bf16>(T * std::size_t(std::max(q_lora_, 1)));
+  q_ = a.take<bf16>(T * hd * std::size_t(qk_));
+  kv_ = a.take<bf16>(T * std::size_t(row_));
+  latent_ = a.take<bf16>(T * std::size_t(row_));
+  qfull_ = a.take<bf16>(T * hd * std::size_t(row_));
+  olat_ = a.take<bf16>(T * hd * std::size_t(kvr_));
+  attn_ = a.take<bf16>(T * hd * std::size_t(v_));
+  gate_up_ = a.take<bf16>(T * 2 * std::size_t(max_inter_));
+  act_ = a.take<bf16>(T * std::size_t(max_inter_));
+  addend_ = a.take<bf16>(T * H);
+  router_logits_ = a.take<float>(T * E);
+  topk_w_ = a.take<float>(T * K);
+  topk_ids_ = a.take<std::int32_t>(T * K);
+  mla_ws_ = a.take<char>(std::max<std::size_t>(mla_ws_bytes_, 1));
+  moe_ws_ = a.take<char>(std::max<std::size_t>(moe_ws_bytes_, 1));
+}
+
+void DeepseekCudaModel::alloc_kv(std::uint32_t num_blocks) {
+  layer_cache_elems_ = std::size_t(num_blocks) * opt_.block_size * std::size_t(row_);
+  cache_ = DeviceBuffer(layer_cache_elems_ * cfg_.num_hidden_layers * sizeof(bf16));
+  TROUPE_CUDA_CHECK(cudaMemsetAsync(cache_.get(), 0, cache_.bytes(), stream_));  // never NaN bit patterns
+}
+
+//   q_    [T, heads, nope | rope]          W_UK[h] = kv_b rows [h*(nope+v), +nope)   ([nope, latent])
+//   qfull [T, heads, latent | rope]        W_UV[h] = kv_b rows [h*(nope+v)+nope, +v) ([v, latent])
+//   olat  [T, heads, latent]  ->  attn [T, heads, v]
+void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels::AttnBatch& b) {
+  const int T = b.num_tokens;
+  const float* cs = cos_sin_.get<float>();
+  if (q_lora_) {
+    linear(h_, T, L.q_a, qa_);
+    kernels::rmsnorm(qa_, q_lora_, L.q_a_norm, kLatentNormEps, T, q_lora_, qa_n_, q_lora_, stream_);
+    linear(qa_n_, T, L.q_b, q_);
+  } else {
+    linear(h_, T, L.q, q_);
+  }
+  linear(h_, T, L.kv_a, kv_);
+  kernels::rmsnorm(kv_, row_, L.kv_a_norm, kLatentNormEps, T, kvr_, latent_, row_, stream_);
+  TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(latent_ + kvr_, std::size_t(row_) * 2, kv_ + kvr_, std::size_t(row_) * 2,
+                                      std::size_t(rope_) * 2, std::size_t(T), cudaMemcpyDeviceToDevice, stream_));
+  kernels::rope(latent_, T, 1, row_, row_, kvr_, rope_, b.positions, cs, interleave_, stream_);
+  kernels::rope(q_, T, heads_, heads_ * qk_, qk_, nope_, rope_, b.positions, cs, interleave_, stream_);
+  bf16* cache = cache_.get<bf16>() + std::size_t(l) * layer_cache_elems_;
+  kernels::mla_cache_write(latent_, row_, kvr_, rope_, b, cache, stream_);
+  const long long kvb_head = (long long)(nope_ + v_) * kvr_;
+  gemm_->bf16_batched(q_, heads_ * qk_, qk_, L.kv_b, kvr_, kvb_head, qfull_, heads_ * row_, row_, heads_, T, kvr_,
+                      nope_, /*w_transposed=*/true, stream_);
+  TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(qfull_ + kvr_, std::size_t(row_) * 2, q_ + nope_, std::size_t(qk_) * 2,
+                                      std::size_t(rope_) * 2, std::size_t(T) * heads_, cudaMemcpyDeviceToDevice,
+                                      stream_));
+  kernels::mla_attention_absorbed(qfull_, heads_, kvr_, rope_, cache, b, scale_, mla_ws_, olat_, stream_);
+  gemm_->bf16_batched(olat_, heads_ * kvr_, kvr_, L.kv_b + std::size_t(nope_) * kvr_, kvr_, kvb_head, attn_,
+                      heads_ * v_, v_, heads_, T, v_, kvr_, /*w_transposed=*/false, stream_);
+}
+
+void DeepseekCudaModel::route(const Layer& L, int T) {
+  const int E = int(cfg_.n_routed_experts), H = int(cfg_.hidden_size);
+  kernels::MoeRouting r = routing_;
+  r.correction_bias = L.router_bias;
+  if (L.router_f32)
+    router_logits_f32(residual_, L.post_norm, float(cfg_.rms_norm_eps), T, H, L.router_f32, E, router_logits_, stream_);
+  else
+    gemm_->bf16(h_, L.router, router_logits_, kernels::OutType::f32, T, E, H, stream_);
+  kernels::moe_route(router_logits_, T, r, topk_ids_, topk_w_, stream_);
+}
+
+const bf16* DeepseekCudaModel::feed_forward(const Layer& L, int T) {
+  const Mlp* mlp = &L.dense;
+  if (L.moe) {
+    route(L, T);
+    kernels::moe_experts(h_, T, topk_ids_, topk_w_, routing_.top_k, L.experts, moe_ws_, residual_, stream_);
+    if (!cfg_.n_shared_experts) return nullptr;
+    mlp = &L.shared;
+  }
+  linear(h_, T, mlp->gate_up, gate_up_);
+  kernels::silu_mul(gate_up_, T, mlp->inter, act_, stream_);
+  return linear_residual(act_, T, mlp->down, addend_);
+}
+
+const bf16* DeepseekCudaModel::run_layers(const kernels::AttnBatch& b, const std::int32_t*) {
+  const int T = b.num_tokens, H = int(cfg_.hidden_size);
+  const float eps = float(cfg_.rms_norm_eps);
+  const bf16* addend = nullptr;
+  for (std::uint32_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    const Layer& L = layers_[l];
+    kernels::add_rmsnorm(residual_, addend, L.input_norm, eps, T, H, h_, stream_);
+    attention(L, l, b);
+    addend = linear_residual(attn_, T, L.o, addend_);
+    kernels::add_rmsnorm(residual_, addend, L.post_norm, eps, T, H, h_, stream_);
+    addend = feed_forward(L, T);
+  }
+  return addend;
+}
+
+}  // namespace troupe::cuda

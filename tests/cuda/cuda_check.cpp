@@ -1,0 +1,418 @@
+// troupe_cuda_check: the cuda model against the cpu oracle (model/cpu) on the device. A plain program
+// (the GPU machine has no Boost or CAF): prints one line per check and exits 1 when any fails.
+//
+//   troupe_cuda_check [--root DIR] [--bisect]     (DIR: the source tree, default ".")
+//   troupe_cuda_check --smoke CONFIG_DIR L1 L2     (dummy weights, timing: smoke.cpp)
+//
+// Per checkpoint (stories260K; the tiny DeepSeek v3_bf16, v3_fp8, v2_lite of tests/data/deepseek_tiny):
+//   1. full prompts of 1, 5, 17, 64 and 120 tokens, all in one mixed step, over shuffled block tables;
+//   2. the same prompts again through chunked prefill (13-token chunks) interleaved with paged decode
+//      steps (teacher-forced with the oracle's argmax, so both models see the same tokens);
+// comparing the last-token logits of every chunk that has them: max |dlogit| relative to the row's
+// largest |logit|, and argmax agreement (a disagreement where the oracle's two best logits are closer
+// than the tolerance counts as a tie, not a failure). Then stories260K greedy text against llama2.c's:
+// the 64-token prompted run must be equal; the 256-token run from BOS must agree for its first 200 tokens
+// (llama2.c runs float32 weights; ours are bf16, and a long greedy run eventually takes another branch at
+// a near tie: measured, it parts at token 236).
+//
+// DeepSeek MoE rows: the router is discrete, and a token whose top-k (or, in V3, top groups) is near-tied takes
+// another expert from a 0.5% change of its input; that token's output, and through attention every later
+// token's, then moves by tens of percent. The oracle itself does so: under norm weights perturbed by 0.4%
+// (envelope.cpp), its tiny-V3 logits move by up to 41% on single prompts (V2-Lite: under 4%). So each prompt's
+// rows are allowed max(tolerance, 2 x the oracle's own envelope for that prompt over 3 perturbations); every
+// row must be within its allowance and agree on argmax (or tie within it). Stories260K (dense): the tolerance.
+// --bisect (the tiny checkpoints cut to 1, 2, 3 layers) shows where rows part.
+//
+// Tolerances (why): weights are identical (the oracle upcasts the same bf16 values), so the difference is
+// the GPU's bf16 activations: each rounding is within 2^-9 relative, a layer rounds its activations about
+// ten times, and 3-5 layers of random-sign errors give ~1% RMS of the logit scale; the max over 512
+// logits is within 4 RMS, so 5% of max |logit| is the bf16 bound. stories260K's checkpoint is float32
+// and is rounded to bf16 on upload, which adds the same order again: 8%. FP8 checkpoints also quantize
+// activations per 1x128 to e4m3 (3 mantissa bits, 2^-4 relative) before each FP8 GEMM: 25%.
+#include "model/cpu/cpu_model.hpp"
+#include "model/cuda/cuda_model.hpp"
+#include "model/checkpoint/checkpoint.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace troupe;
+
+namespace {
+
+constexpr std::uint32_t kBlockSize = 16, kNumBlocks = 160;
+int g_failures = 0;
+
+struct Stats {
+  float max_rel = 0, max_abs = 0;
+  int compared = 0, agree = 0, ties = 0, within = 0;
+  void add(const std::vector<float>& ref, const float* got, float tol) {
+    float scale = 1e-6f, d = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      scale = std::max(scale, std::abs(ref[i]));
+      d = std::max(d, std::abs(ref[i] - got[i]));
+    }
+    max_abs = std::max(max_abs, d);
+    max_rel = std::max(max_rel, d / scale);
+    within += d / scale <= tol;
+    auto a_ref = std::max_element(ref.begin(), ref.end()) - ref.begin();
+    auto a_got = std::max_element(got, got + ref.size()) - got;
+    ++compared;
+    if (a_ref == a_got)
+      ++agree;
+    else if (ref[std::size_t(a_ref)] - ref[std::size_t(a_got)] <= tol * scale)
+      ++ties;
+  }
+};
+
+bool g_counted = true;  // false: informational lines (the production bf16 router), not pass/fail
+// Per prompt: the allowed max |dlogit| / max |logit| of its rows (the tolerance, or more where the oracle's
+// own envelope is wider: see the header).
+std::vector<float> g_allow;
+
+void report(const std::string& what, const Stats& s, float tol) {
+  const bool ok = s.compared > 0 && s.within == s.compared && s.agree + s.ties == s.compared;
+  if (!ok && g_counted) ++g_failures;
+  std::printf("%s %-44s rows %3d, %3d within allowance (tol %.0f%%)  max|dlogit| %.4g (%.2f%% of max|logit|)  "
+              "argmax %d/%d (+%d ties)\n",
+              !g_counted ? "INFO" : ok ? "PASS" : "FAIL", what.c_str(), s.compared, s.within, 100 * tol, s.max_abs,
+              100 * s.max_rel, s.agree, s.compared, s.ties);
+}
+
+std::vector<std::int32_t> read_ids(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::int32_t> ids;
+  for (std::int32_t v; in >> v;) ids.push_back(v);
+  return ids;
+}
+
+// The golden prompts of tests/data/deepseek_tiny (1, 5, 17, 64, 120 tokens), or random ones of those lengths.
+std::vector<std::vector<std::int32_t>> prompts(const std::string& dir, std::uint32_t vocab) {
+  std::vector<std::vector<std::int32_t>> out;
+  const std::string golden = dir + "/golden.safetensors";
+  if (std::ifstream(golden).good()) {
+    Checkpoint g = Checkpoint::open(golden);
+    for (int i = 0; g.has("prompt." + std::to_string(i) + ".tokens"); ++i) {
+      const TensorView& t = g.tensor("prompt." + std::to_string(i) + ".tokens");
+      std::vector<std::int32_t> ids(std::size_t(t.numel()));
+      std::memcpy(ids.data(), t.data, ids.size() * 4);
+      out.push_back(ids);
+    }
+    return out;
+  }
+  std::mt19937 rng(7);
+  for (int n : {1, 5, 17, 64, 120}) {
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
+    for (auto& t : ids) t = std::int32_t(rng() % vocab);
+    out.push_back(ids);
+  }
+  return out;
+}
+
+// Block ids handed out from a shuffled pool, so tables are neither contiguous nor ordered.
+struct BlockPool {
+  std::vector<std::uint32_t> free;
+  BlockPool() {
+    free.resize(kNumBlocks);
+    std::iota(free.begin(), free.end(), 0u);
+    std::shuffle(free.begin(), free.end(), std::mt19937(42));
+  }
+  std::vector<std::uint32_t> take(std::size_t tokens) {
+    std::vector<std::uint32_t> t;
+    for (std::size_t i = 0; i < (tokens + kBlockSize - 1) / kBlockSize; ++i) {
+      if (free.empty()) throw std::runtime_error("check: block pool exhausted");
+      t.push_back(free.back());
+      free.pop_back();
+    }
+    return t;
+  }
+};
+
+struct Pair {
+  std::unique_ptr<cpu::CpuModel> cpu;
+  std::unique_ptr<cuda::CudaModel> gpu;
+  std::vector<float> host;
+  // Runs one step on both; returns per chunk with logits: (oracle row, gpu row pointer into host).
+  std::vector<std::vector<float>> step(const std::vector<cpu::Chunk>& chunks, std::vector<const float*>& got) {
+    std::vector<cuda::StepChunk> g;
+    for (const auto& c : chunks) g.push_back({c.tokens, c.start_pos, c.block_table, c.wants_logits});
+    cuda::DeviceLogits dl = gpu->forward(g);
+    const std::size_t V = gpu->config().vocab_size;
+    host.resize(std::size_t(dl.rows) * V);
+    TROUPE_CUDA_CHECK(cudaStreamSynchronize(gpu->stream()));
+    TROUPE_CUDA_CHECK(cudaMemcpy(host.data(), dl.data, host.size() * 4, cudaMemcpyDeviceToHost));
+    auto ref = cpu->forward(chunks);
+    if (ref.size() != std::size_t(dl.rows)) throw std::runtime_error("check: logits row counts differ");
+    got.clear();
+    for (int r = 0; r < dl.rows; ++r) got.push_back(host.data() + std::size_t(r) * V);
+    return ref;
+  }
+};
+
+Pair load_pair(const std::string& dir, bool exact_router) {
+  Pair p;
+  cpu::CpuModelOptions co;
+  co.model_dir = dir;
+  co.block_size = kBlockSize;
+  co.num_blocks = kNumBlocks;
+  p.cpu = cpu::load_cpu_model(co);
+  cuda::CudaModelOptions go;
+  go.model_dir = dir;
+  go.block_size = kBlockSize;
+  go.max_num_batched_tokens = 512;
+  go.max_num_seqs = 16;
+  go.max_model_len = 1024;
+  go.num_blocks_override = kNumBlocks;
+  go.exact_router = exact_router;
+  p.gpu = cuda::load_cuda_model(go);
+  return p;
+}
+
+std::vector<std::vector<float>> full_prompts(Pair& p, const std::vector<std::vector<std::int32_t>>& ps, BlockPool& pool,
+                                             const std::string& name, float tol) {
+  std::vector<std::vector<std::uint32_t>> tables;
+  std::vector<cpu::Chunk> chunks;
+  for (const auto& ids : ps) tables.push_back(pool.take(ids.size()));
+  for (std::size_t i = 0; i < ps.size(); ++i) chunks.push_back({ps[i], 0, tables[i], true});
+  std::vector<const float*> got;
+  auto ref = p.step(chunks, got);
+  Stats s;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    s.add(ref[i], got[i], g_allow.empty() ? tol : g_allow[i]);
+    if (!g_counted) {  // bisect: per prompt
+      Stats one;
+      one.add(ref[i], got[i], tol);
+      std::printf("     prompt of %zu tokens: %.2f%%\n", ps[i].size(), 100 * one.max_rel);
+    }
+  }
+  report(name + ": full prompts, one mixed step", s, tol);
+  return ref;
+}
+
+// Chunked prefill interleaved with decode: each step gives every sequence its next <= 13 prompt tokens
+// or, once its prompt is in, one decode token (the oracle's argmax), until each has 6 outputs.
+void chunked_and_decode(Pair& p, const std::vector<std::vector<std::int32_t>>& ps, BlockPool& pool,
+                        const std::string& name, float tol) {
+  constexpr std::size_t kChunk = 13, kOutputs = 6;
+  std::vector<std::vector<std::int32_t>> seqs = ps;
+  std::vector<std::vector<std::uint32_t>> tables;
+  std::vector<std::size_t> done(ps.size(), 0);
+  for (const auto& ids : ps) tables.push_back(pool.take(ids.size() + kOutputs));
+  Stats prefill, decode;
+  for (int step = 0; step < 64; ++step) {
+    std::vector<cpu::Chunk> chunks;
+    std::vector<std::size_t> who;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+      if (seqs[i].size() >= ps[i].size() + kOutputs && done[i] == seqs[i].size()) continue;
+      const std::size_t n = std::min(kChunk, seqs[i].size() - done[i]);
+      chunks.push_back({std::span(seqs[i]).subspan(done[i], n), std::uint32_t(done[i]), tables[i],
+                        done[i] + n == seqs[i].size()});
+      who.push_back(i);
+    }
+    if (chunks.empty()) break;
+    std::vector<const float*> got;
+    auto ref = p.step(chunks, got);
+    std::size_t r = 0;
+    for (std::size_t c = 0; c < chunks.size(); ++c) {
+      const std::size_t i = who[c];
+      const bool decoding = done[i] >= ps[i].size();
+      done[i] += chunks[c].tokens.size();
+      if (!chunks[c].wants_logits) continue;
+      (decoding ? decode : prefill).add(ref[r], got[r], g_allow.empty() ? tol : g_allow[i]);
+      if (seqs[i].size() < ps[i].size() + kOutputs)
+        seqs[i].push_back(std::int32_t(std::max_element(ref[r].begin(), ref[r].end()) - ref[r].begin()));
+      ++r;
+    }
+  }
+  report(name + ": chunked prefill (13-token chunks)", prefill, tol);
+  report(name + ": paged decode steps", decode, tol);
+}
+
+// llama2.c's `run -t 0 -n steps`: the prompt in one chunk, then argmax tokens until steps + 1 positions or BOS.
+void stories_greedy(const std::string& root, const std::string& golden_file, std::size_t prompt_len,
+                    std::size_t steps, std::size_t min_equal) {
+  cuda::CudaModelOptions go;
+  go.model_dir = root + "/models/stories260K";
+  go.block_size = 8;
+  go.max_num_batched_tokens = 512;
+  go.max_num_seqs = 4;
+  go.max_model_len = 512;
+  go.num_blocks_override = 64;
+  auto m = cuda::load_cuda_model(go);
+  const auto golden = read_ids(root + "/tests/data/stories260K/" + golden_file);
+  std::vector<std::int32_t> ids(golden.begin(), golden.begin() + std::ptrdiff_t(prompt_len));
+  std::vector<std::uint32_t> table;
+  for (std::uint32_t b = 0; b * 8 < steps + 1; ++b) table.push_back(63 - b);
+  std::size_t computed = 0;
+  std::vector<float> logits(m->config().vocab_size);
+  while (ids.size() < steps + 1) {
+    cuda::StepChunk c{std::span(ids).subspan(computed), std::uint32_t(computed), table, true};
+    auto dl = m->forward(std::span(&c, 1));
+    TROUPE_CUDA_CHECK(cudaStreamSynchronize(m->stream()));
+    TROUPE_CUDA_CHECK(cudaMemcpy(logits.data(), dl.data, logits.size() * 4, cudaMemcpyDeviceToHost));
+    computed = ids.size();
+    auto next = std::int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    if (next == 1) break;
+    ids.push_back(next);
+  }
+  std::size_t same = 0;
+  while (same < ids.size() && same < golden.size() && ids[same] == golden[same]) ++same;
+  const bool ok = same >= std::min<std::size_t>(golden.size(), min_equal);
+  if (!ok) ++g_failures;
+  std::printf("%s stories260K greedy vs llama2.c %-26s first %zu/%zu tokens equal (need %zu)\n",
+              ok ? "PASS" : "FAIL", golden_file.c_str(), same, golden.size(), std::min(golden.size(), min_equal));
+}
+
+// A copy of a checkpoint directory that runs only its first `layers` layers (config.json rewritten, the
+// safetensors linked): --bisect uses it to find the first layer where the models part.
+std::string truncated(const std::string& dir, int layers) {
+  std::ifstream in(dir + "/config.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  const std::string key = "\"num_hidden_layers\":";
+  auto at = text.find(key);
+  if (at == std::string::npos) throw std::runtime_error("no num_hidden_layers in " + dir);
+  auto end = text.find_first_of(",}", at);
+  text.replace(at, end - at, key + " " + std::to_string(layers));
+  const std::string out = "/tmp/troupe_check_" + std::to_string(std::hash<std::string>{}(dir)) + "_" + std::to_string(layers);
+  std::filesystem::create_directories(out);
+  std::ofstream(out + "/config.json") << text;
+  std::filesystem::remove(out + "/model.safetensors");
+  std::filesystem::create_symlink(std::filesystem::absolute(dir + "/model.safetensors"), out + "/model.safetensors");
+  return out;
+}
+
+}  // namespace
+
+int run_smoke(const std::string& dir, int l1, int l2);  // smoke.cpp
+std::vector<float> oracle_envelope(const std::string& dir, const std::vector<std::vector<std::int32_t>>& prompts,
+                                   const std::vector<std::vector<float>>& ref, float eps, int seeds);  // envelope.cpp
+// Relative noise of the envelope's perturbations: about two bf16 roundings; FP8 checkpoints also round the
+// activations of every FP8 GEMM to e4m3 (up to 2^-4 relative, ~3.6% RMS), so they get 2%.
+constexpr float kEnvelopeEps = 0.004f, kEnvelopeEpsFp8 = 0.02f;
+
+namespace {
+
+struct Case {
+  std::string name, dir;
+  float tol;
+};
+
+// The tiny DeepSeek checkpoints cut to 1, 2 and 3 layers, float32 router, random prompts: informational.
+void run_bisect(const std::string& root) {
+  g_counted = false;
+  for (const char* name : {"v3_bf16", "v2_lite"})
+    for (int layers : {1, 2, 3}) {
+      try {
+        const std::string dir = truncated(root + "/tests/data/deepseek_tiny/" + name, layers);
+        Pair p = load_pair(dir, true);
+        BlockPool pool;
+        std::mt19937 rng(3);
+        std::vector<std::vector<std::int32_t>> ps;
+        for (int n : {1, 5, 17, 64, 120}) {
+          ps.emplace_back();
+          for (int i = 0; i < n; ++i) ps.back().push_back(std::int32_t(rng() % 512));
+        }
+        full_prompts(p, ps, pool, std::string(name) + " " + std::to_string(layers) + " layer(s)", 0.05f);
+      } catch (const std::exception& e) {
+        std::printf("FAIL bisect %s: %s\n", name, e.what());
+      }
+    }
+  g_counted = true;
+}
+
+// Each prompt's allowance: the tolerance, or twice the oracle's own envelope (a fresh pair gives the
+// unperturbed oracle's logits, so the checked pair's caches start clean).
+void set_allowances(const Case& c, const std::string& name, bool exact, const std::vector<std::vector<std::int32_t>>& ps) {
+  std::vector<std::vector<float>> ref;
+  bool fp8 = false;
+  {
+    Pair q = load_pair(c.dir, exact);
+    fp8 = q.gpu->config().fp8_block.has_value();
+    BlockPool qpool;
+    const bool counted = g_counted;
+    g_counted = false;
+    ref = full_prompts(q, ps, qpool, name + " (probe)", c.tol);
+    g_counted = counted;
+  }
+  const float eps = fp8 ? kEnvelopeEpsFp8 : kEnvelopeEps;
+  const auto env = oracle_envelope(c.dir, ps, ref, eps, 3);
+  std::printf("     oracle envelope per prompt (norm weights x (1 + %.1f%% N(0,1)), 3 seeds):", 100 * eps);
+  for (std::size_t i = 0; i < env.size(); ++i) {
+    g_allow.push_back(std::max(c.tol, 2 * env[i]));
+    std::printf(" %zu tok %.1f%%", ps[i].size(), 100 * env[i]);
+  }
+  std::printf("\n");
+}
+
+// DeepSeek runs twice: with the float32 router (checked: the oracle's routing arithmetic) and with the
+// production bf16 router GEMM (reported only).
+void check_case(const Case& c) {
+  const bool deepseek = c.name != "stories260K";
+  for (bool exact : {true, false}) {
+    if (!exact && !deepseek) continue;
+    g_counted = exact;
+    const std::string name = c.name + (deepseek ? (exact ? " f32-router" : " bf16-router") : "");
+    try {
+      Pair p = load_pair(c.dir, exact);
+      BlockPool pool;
+      auto ps = prompts(c.dir, p.gpu->config().vocab_size);
+      g_allow.clear();
+      if (deepseek) set_allowances(c, name, exact, ps);
+      full_prompts(p, ps, pool, name, c.tol);
+      chunked_and_decode(p, ps, pool, name, c.tol);
+    } catch (const std::exception& e) {
+      ++g_failures;
+      std::printf("FAIL %s: %s\n", name.c_str(), e.what());
+    }
+    std::fflush(stdout);
+  }
+  g_counted = true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string root = ".";
+  bool bisect = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--root" && i + 1 < argc) root = argv[i + 1];
+    if (std::string(argv[i]) == "--bisect") bisect = true;
+    if (std::string(argv[i]) == "--smoke" && i + 3 < argc) {
+      try {
+        return run_smoke(argv[i + 1], std::atoi(argv[i + 2]), std::atoi(argv[i + 3]));
+      } catch (const std::exception& e) {
+        std::printf("FAIL smoke %s: %s\n", argv[i + 1], e.what());
+        return 1;
+      }
+    }
+  }
+  if (bisect) run_bisect(root);
+  const std::vector<Case> cases = {
+      {"stories260K", root + "/models/stories260K", 0.08f},
+      {"v3_bf16", root + "/tests/data/deepseek_tiny/v3_bf16", 0.05f},
+      {"v3_fp8", root + "/tests/data/deepseek_tiny/v3_fp8", 0.25f},
+      {"v2_lite", root + "/tests/data/deepseek_tiny/v2_lite", 0.05f},
+  };
+  for (const Case& c : cases) check_case(c);
+  try {
+    stories_greedy(root, "golden_t0_n64_once_upon_a_time.ids", 5, 64, 65);
+    stories_greedy(root, "golden_t0_n256_noprompt.ids", 1, 256, 200);
+  } catch (const std::exception& e) {
+    ++g_failures;
+    std::printf("FAIL stories260K greedy: %s\n", e.what());
+  }
+  std::printf("%s: %d failure(s)\n", g_failures ? "FAILED" : "ALL PASSED", g_failures);
+  return g_failures ? 1 : 0;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU checks and benchmarks of the cuda backend, run on the device through on_device.sh:
+#   run(carry=["devcarry"], command="tools/device/on_device.sh 'tools/device/run_checks.sh all'")
+# Modes: kernels (troupe_kernel_test + troupe_kernel_bench), check (troupe_cuda_check: cuda vs the cpu oracle on
+# the tiny checkpoints and stories260K), stories (serve + bench on the default model), v2 (V2-Lite dummy: 200
+# prompts of 1000 in / 100 out, issue 7's comparison with vLLM), smoke (R1 / V2-Lite layer timings), all.
+# Logs land in $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/troupe-out}; mkdir -p "$OUT"
+MODE=${1:-all}
+has() { [[ $MODE == all || $MODE == *"$1"* ]]; }
+wait_health() {  # port, seconds
+  for _ in $(seq 1 "$2"); do curl -sf "localhost:$1/health" >/dev/null 2>&1 && return 0; sleep 1; done; return 1; }
+# V2-Lite's shapes with the R1 tokenizer (its vocab raised to 129280 to match: slightly more lm_head work).
+model_dir() {  # name -> a directory with config.json (+ tokenizer)
+  local d=/tmp/troupe-models/$1; mkdir -p "$d"
+  case $1 in
+    v2lite) python3 - "$d" <<'PY'
+import json, sys
+c = json.load(open("tests/data/configs/deepseek-v2-lite/config.json")); c["vocab_size"] = 129280
+json.dump(c, open(sys.argv[1] + "/config.json", "w"), indent=1)
+PY
+            cp tests/data/tokenizer/deepseek-r1/* "$d"/ ;;
+    r1) cp tests/data/configs/deepseek-r1/config.json "$d"/ ;;
+  esac
+  echo "$d"
+}
+if has kernels; then
+  troupe_kernel_test > "$OUT/kernel_test.log" 2>&1; echo "kernel tests rc=$?"; tail -3 "$OUT/kernel_test.log"
+  troupe_kernel_bench > "$OUT/kernel_bench.log" 2>&1; echo "kernel bench rc=$?"
+fi
+if has check; then
+  timeout 120 troupe_cuda_check --root . > "$OUT/check.log" 2>&1; echo "check rc=$?"
+  grep -E "^(PASS|FAIL|INFO|ALL|FAILED)" "$OUT/check.log"
+fi
+if has stories; then
+  troupe serve --backend cuda --port 8001 > "$OUT/serve_stories.log" 2>&1 & pid=$!
+  if wait_health 8001 90; then
+    curl -s localhost:8001/v1/completions -H 'content-type: application/json' \
+      -d '{"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0}'; echo
+    troupe bench --base-url http://localhost:8001 --num-prompts 200 --random-input-len 64 --random-output-len 64 \
+      --ignore-eos > "$OUT/bench_stories.log" 2>&1; echo "bench rc=$?"
+    grep -E "throughput|TTFT|TPOT|Successful|Benchmark duration" "$OUT/bench_stories.log"
+  else echo "stories serve did not become healthy"; fi
+  kill $pid; wait $pid 2>/dev/null
+fi
+if has v2; then
+  m=$(model_dir v2lite)
+  troupe serve --backend cuda --model "$m" --load-format dummy --max-model-len 4096 --port 8002 \
+    > "$OUT/serve_v2.log" 2>&1 & pid=$!
+  if wait_health 8002 240; then
+    troupe bench --base-url http://localhost:8002 --model "$m" --num-prompts 200 --random-input-len 1000 \
+      --random-output-len 100 --ignore-eos > "$OUT/bench_v2.log" 2>&1; echo "bench rc=$?"
+    grep -E "throughput|TTFT|TPOT|Successful|Benchmark duration|Total" "$OUT/bench_v2.log"
+  else echo "v2 serve did not become healthy"; tail -20 "$OUT/serve_v2.log"; fi
+  kill $pid; wait $pid 2>/dev/null
+fi
+if has smoke; then
+  timeout 200 troupe_cuda_check --smoke "$(model_dir r1)" 4 5; echo "r1 smoke rc=$?"
+  timeout 100 troupe_cuda_check --smoke "$(model_dir v2lite)" 2 3; echo "v2 smoke rc=$?"
+fi
