@@ -8,6 +8,7 @@ namespace troupe {
 
 TroupeActorConfig::TroupeActorConfig(std::size_t threads) {
   add_message_types<caf::id_block::troupe_msgs>();
+  add_message_types<caf::id_block::troupe_cluster>();
   add_message_types<caf::id_block::troupe_actors>();
   load<caf::io::middleman>();
   if (threads > 0) set("scheduler.max-threads", threads);

@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libcaf-dev libcapnp-dev capnproto libspdlog-dev libfmt-dev
       libboost-dev libboost-test-dev nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libicu-dev
-      curl python3 python3-venv clang libclang-rt-14-dev)
+      curl python3 python3-venv clang libclang-rt-14-dev
+      iproute2)  # ip netns + veth: the multi-node partition test
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,8 @@
 #include "actors/coordinator/coordinator.hpp"
 
+#include "actors/coordinator/coord_state.hpp"
 #include "actors/coordinator/model_settings.hpp"
+#include "actors/node/join_auth.hpp"
 #include "actors/gpu_worker/gpu_worker.hpp"
 #include "actors/http_frontend/frontend_actor.hpp"
 #include "actors/kv_cache/kv_cache_actor.hpp"
@@ -15,25 +17,7 @@
 #include <random>
 
 namespace troupe {
-namespace {
-
-struct CoordState {
-  Config cfg;
-  std::vector<gpu_worker_actor> workers;
-  kv_cache_actor kv;
-  scheduler_actor sched;
-  frontend_actor frontend;
-  std::uint16_t port = 0;
-  bool started = false;
-  std::string failed;  // startup error
-  std::vector<caf::typed_response_promise<std::uint16_t>> waiting;
-  bool healthy = false;
-  std::string health_message = "starting";
-  std::uint32_t workers_ready = 0;
-  // Names this deployment's tensor-parallel group: deployments in one process (tests) never share one.
-  std::uint64_t group_id = (std::uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
-};
-using StatePtr = std::shared_ptr<CoordState>;
+namespace coord {
 
 HealthMsg health(const CoordState& st) {
   return HealthMsg::make([&](schema::Health::Builder b) {
@@ -60,6 +44,8 @@ void startup_done(CoordState& st, const std::string& error) {
   st.waiting.clear();
 }
 
+namespace {
+
 std::uint32_t default_num_blocks(const Config& c) {
   if (c.num_gpu_blocks_override) return static_cast<std::uint32_t>(*c.num_gpu_blocks_override);
   // sim and cpu hold no real KV memory: room for every sequence at full length.
@@ -78,6 +64,11 @@ WorkerInitMsg init_msg(const Config& c, std::uint32_t rank, std::uint64_t group_
     b.setSeed(c.seed);
     b.setLoadFormat(c.load_format);
     b.setGroupId(group_id);
+    b.setGpuMemoryUtilization(static_cast<float>(c.gpu_memory_utilization));
+    b.setMaxNumBatchedTokens(static_cast<std::uint32_t>(c.max_num_batched_tokens));
+    b.setMaxNumSeqs(static_cast<std::uint32_t>(c.max_num_seqs));
+    b.setMaxModelLen(static_cast<std::uint32_t>(c.max_model_len));
+    b.setNumGpuBlocksOverride(c.num_gpu_blocks_override ? static_cast<std::uint32_t>(*c.num_gpu_blocks_override) : 0);
     auto sim = b.initSim();
     sim.setStepUs(c.sim.step_us);
     sim.setPrefillTokenUs(c.sim.prefill_token_us);
@@ -86,33 +77,55 @@ WorkerInitMsg init_msg(const Config& c, std::uint32_t rank, std::uint64_t group_
   });
 }
 
-void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, std::uint32_t num_blocks);
+void init_rank(Self self, const StatePtr& stp, std::uint64_t gen, std::uint32_t r, gpu_worker_actor w,
+               std::shared_ptr<std::uint32_t> min_blocks) {
+  auto& st = *stp;
+  st.workers[r] = w;
+  auto n = static_cast<std::uint32_t>(st.cfg.tensor_parallel_size);
+  self->request(w, std::chrono::minutes(30), init_msg(st.cfg, r, st.group_id))
+    .then(
+      [self, stp, gen, n, min_blocks](const WorkerReadyMsg& ready) {
+        if (gen != stp->generation) return;  // a group that was lost while it loaded
+        auto v = ready.view();
+        *min_blocks = std::min(*min_blocks, v->getNumBlocks());
+        spdlog::info("gpu worker {} ready on {} ({} KV blocks)", v->getRank(), v->getDevice().cStr(), v->getNumBlocks());
+        if (++stp->workers_ready == n) group_ready(self, stp, *min_blocks);
+      },
+      [self, stp, gen, r](caf::error& err) {
+        if (gen != stp->generation || !stp->failed.empty()) return;
+        group_failed(self, stp, "gpu worker " + std::to_string(r) + " failed to start: " + self->system().render(err));
+      });
+}
 
-void spawn_workers(coordinator_actor::pointer self, const StatePtr& stp) {
+}  // namespace
+
+// Ranks are dealt to nodes in blocks: node k hosts ranks [k*per, (k+1)*per); node 0 is this process.
+void form_group(Self self, const StatePtr& stp) {
   auto& st = *stp;
   auto n = static_cast<std::uint32_t>(st.cfg.tensor_parallel_size);
+  auto per = n / static_cast<std::uint32_t>(st.cfg.nodes);
+  auto gen = ++st.generation;
+  st.forming = true;
+  // The channel for the group's ncclUniqueId: the cuda backend's rank 0 will produce it (ncclGetUniqueId);
+  // until then it carries 128 random bytes, the same for every rank of this generation.
+  if (st.multi()) st.nccl_id = random_bytes(128);
+  st.workers.assign(n, gpu_worker_actor{});
+  st.workers_ready = 0;
   auto min_blocks = std::make_shared<std::uint32_t>(std::numeric_limits<std::uint32_t>::max());
   for (std::uint32_t r = 0; r < n; ++r) {
-    auto w = self->spawn<caf::detached + caf::monitored>(gpu_worker);
-    st.workers.push_back(w);
-    self->request(w, std::chrono::minutes(30), init_msg(st.cfg, r, st.group_id))
-      .then(
-        [self, stp, n, min_blocks](const WorkerReadyMsg& ready) {
-          auto v = ready.view();
-          *min_blocks = std::min(*min_blocks, v->getNumBlocks());
-          spdlog::info("gpu worker {} ready on {} ({} KV blocks)", v->getRank(), v->getDevice().cStr(), v->getNumBlocks());
-          if (++stp->workers_ready == n) spawn_control_plane(self, stp, *min_blocks);
-        },
-        [self, stp, r](caf::error& err) {
-          if (!stp->failed.empty()) return;
-          startup_done(*stp, "gpu worker " + std::to_string(r) + " failed to start: " + self->system().render(err));
-        });
+    if (r / per == 0) {
+      init_rank(self, stp, gen, r, self->spawn<caf::detached + caf::monitored>(gpu_worker), min_blocks);
+      continue;
+    }
+    place_remote(self, stp, gen, r, r / per,
+                 [self, stp, gen, r, min_blocks](gpu_worker_actor w) { init_rank(self, stp, gen, r, w, min_blocks); });
   }
 }
 
-void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, std::uint32_t num_blocks) {
+void spawn_control_plane(Self self, const StatePtr& stp, std::uint32_t num_blocks) {
   auto& st = *stp;
   auto& c = st.cfg;
+  st.num_blocks = num_blocks;
   st.kv = self->spawn<caf::linked>(kv_cache_manager, num_blocks, static_cast<std::uint32_t>(c.block_size),
                                    c.enable_prefix_caching);
   SchedulerLimits lim;
@@ -123,7 +136,7 @@ void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, s
   lim.num_blocks = num_blocks;
   lim.max_waiting = c.max_waiting_requests;
   lim.enable_prefix_caching = c.enable_prefix_caching;
-  st.sched = self->spawn<caf::linked>(scheduler, lim, st.kv, st.workers, c.shutdown_grace_seconds);
+  st.sched = self->spawn<caf::linked>(scheduler, lim, st.kv, scheduler_workers(st), c.shutdown_grace_seconds);
   FrontendOptions fo;
   fo.server.host = c.host;
   fo.server.port = static_cast<std::uint16_t>(c.port);
@@ -161,13 +174,35 @@ void spawn_control_plane(coordinator_actor::pointer self, const StatePtr& stp, s
       [self, stp](caf::error& err) { startup_done(*stp, "the HTTP frontend failed to start: " + self->system().render(err)); });
 }
 
-void shutdown_all(coordinator_actor::pointer self, CoordState& st) {
-  for (auto& w : st.workers) self->send_exit(w, caf::exit_reason::user_shutdown);
+namespace {
+
+void shutdown_all(Self self, CoordState& st) {
+  st.shutting_down = true;
+  if (st.multi()) stop_cluster(self, st);
+  for (auto& w : st.workers)
+    if (w && w.node() == self->node()) self->send_exit(w, caf::exit_reason::user_shutdown);
   // Linked actors would outlive a plain quit() in CAF 0.17: name the reason.
   self->quit(caf::exit_reason::user_shutdown);
 }
 
+void on_worker_down(Self self, const StatePtr& stp, const caf::down_msg& dm) {
+  auto& st = *stp;
+  for (std::size_t r = 0; r < st.workers.size(); ++r) {
+    if (!st.workers[r] || st.workers[r].address() != dm.source) continue;
+    std::string why = "gpu worker " + std::to_string(r) + " exited (" + self->system().render(dm.reason) + ")";
+    if (st.multi()) return group_failed(self, stp, why);
+    st.healthy = false;
+    st.health_message = why;
+    spdlog::error("{}", st.health_message);
+    publish_health(st);
+    if (!st.started && st.failed.empty()) startup_done(st, st.health_message);
+  }
+}
+
 }  // namespace
+}  // namespace coord
+
+using namespace coord;
 
 coordinator_actor::behavior_type coordinator(coordinator_actor::pointer self, Config cfg) {
   auto stp = std::make_shared<CoordState>();
@@ -177,18 +212,13 @@ coordinator_actor::behavior_type coordinator(coordinator_actor::pointer self, Co
   } catch (const ConfigError& e) {
     stp->failed = e.what();
   }
-  self->set_down_handler([self, stp](caf::scheduled_actor*, caf::down_msg& dm) {
-    auto& st = *stp;
-    for (std::size_t r = 0; r < st.workers.size(); ++r) {
-      if (st.workers[r].address() != dm.source) continue;
-      st.healthy = false;
-      st.health_message = "gpu worker " + std::to_string(r) + " exited (" + self->system().render(dm.reason) + ")";
-      spdlog::error("{}", st.health_message);
-      publish_health(st);
-      if (!st.started && st.failed.empty()) startup_done(st, st.health_message);
-    }
-  });
-  if (stp->failed.empty()) spawn_workers(self, stp);
+  self->set_down_handler([self, stp](caf::scheduled_actor*, caf::down_msg& dm) { on_worker_down(self, stp, dm); });
+  if (stp->failed.empty()) {
+    if (stp->multi())
+      start_cluster(self, stp);  // forms the group once every node has joined
+    else
+      form_group(self, stp);
+  }
   return {
     [self, stp](started_atom) -> caf::result<std::uint16_t> {
       if (stp->started) return stp->port;
@@ -221,9 +251,11 @@ coordinator_actor::behavior_type coordinator(coordinator_actor::pointer self, Co
       return caf::make_result(stp->sched, stp->kv);
     },
     [stp](topology_atom, std::uint32_t rank) -> caf::result<gpu_worker_actor> {
-      if (rank >= stp->workers.size()) return caf::make_error(caf::sec::invalid_argument, "no such rank");
+      if (rank >= stp->workers.size() || !stp->workers[rank])
+        return caf::make_error(caf::sec::invalid_argument, "no such rank");
       return stp->workers[rank];
     },
+    [self, stp](const NodeEventMsg& ev, const node_agent_actor& agent) { on_node_event(self, stp, ev, agent); },
   };
 }
 

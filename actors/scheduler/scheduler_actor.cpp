@@ -43,15 +43,20 @@ void fill_event(schema::TokenEvent::Builder b, const TokenEventOut& e) {
   b.setMessage(e.message);
   b.setNumPromptTokens(e.num_prompt);
   b.setErrorStatus(e.error_status);
-  auto lps = b.initLogprobs(static_cast<unsigned>(e.logprobs.size()));
-  for (unsigned i = 0; i < e.logprobs.size(); ++i) {
-    lps[i].setLogprob(e.logprobs[i].logprob);
-    auto top = lps[i].initTop(static_cast<unsigned>(e.logprobs[i].top.size()));
-    for (unsigned k = 0; k < e.logprobs[i].top.size(); ++k) {
-      top[k].setToken(e.logprobs[i].top[k].first);
-      top[k].setLogprob(e.logprobs[i].top[k].second);
+  auto fill = [](capnp::List<schema::TokenLogprobs>::Builder lps, const std::vector<TokenLogprobOut>& from) {
+    for (unsigned i = 0; i < from.size(); ++i) {
+      lps[i].setLogprob(from[i].logprob);
+      lps[i].setRank(from[i].rank);
+      auto top = lps[i].initTop(static_cast<unsigned>(from[i].top.size()));
+      for (unsigned k = 0; k < from[i].top.size(); ++k) {
+        top[k].setToken(from[i].top[k].first);
+        top[k].setLogprob(from[i].top[k].second);
+      }
     }
-  }
+  };
+  fill(b.initLogprobs(static_cast<unsigned>(e.logprobs.size())), e.logprobs);
+  if (!e.prompt_logprobs.empty())
+    fill(b.initPromptLogprobs(static_cast<unsigned>(e.prompt_logprobs.size())), e.prompt_logprobs);
 }
 
 // Groups the step's events by sink: one message per sink per step.
@@ -234,6 +239,17 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::pointer self, Schedule
       run_step(self, stp);  // flushes its blocks back to the pool
     },
     [self, stp](step_atom) { run_step(self, stp); },
+    // From the coordinator of a multi-node group: a lost node fails every request at once (even with no
+    // step out); a re-formed group (fresh workers) lets the loop run again.
+    [self, stp](group_atom, bool whole, const std::string& why) {
+      if (!whole) {
+        if (stp->broken.empty()) lose_group(self, *stp, why);
+        return;
+      }
+      stp->broken.clear();
+      stp->core.reset_prefix_cache();  // fresh workers: the cached blocks' KV is gone
+      run_step(self, stp);
+    },
     [stp](metrics_atom) -> MetricsMsg { return snapshot(*stp); },
     [self, stp](drain_atom) -> caf::result<MetricsMsg> {
       auto& st = *stp;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -120,7 +121,19 @@ const std::vector<KeySpec>& key_table() {
       {"skip-tokenizer-init", K::Bool, field(&Config::skip_tokenizer_init),
        "load no tokenizer: prompts must be token ids, replies carry token ids and empty text"},
       {"backend", K::Enum, field(&Config::backend), "execution backend", one_of({"cuda", "cpu", "sim"})},
-      {"nodes", K::Int, field(&Config::nodes), "hosts the deployment spans", at_least(1)},
+      {"nodes", K::Int, field(&Config::nodes), "hosts the deployment spans, the head included", at_least(1)},
+      {"join-host", K::String, field(&Config::join_host), "address the join port binds (nodes > 1)", {},
+       "the value of host"},
+      {"join-port", K::Int, field(&Config::join_port), "TCP port worker nodes join (0 = any free port)",
+       at_least(0, 65535)},
+      {"join-token", K::String, field(&Config::join_token),
+       "shared secret worker nodes prove to join (or env TROUPE_JOIN_TOKEN)", {}, "$TROUPE_JOIN_TOKEN"},
+      {"node-timeout-seconds", K::Double, field(&Config::node_timeout_seconds),
+       "how long startup waits for the worker nodes", open_closed(0, kNoMax)},
+      {"heartbeat-interval-ms", K::Int, field(&Config::heartbeat_interval_ms),
+       "interval of the head's heartbeats to each node", at_least(10)},
+      {"heartbeat-timeout-ms", K::Int, field(&Config::heartbeat_timeout_ms),
+       "a node (or head) silent this long is lost; above heartbeat-interval-ms", at_least(50)},
       {"http-threads", K::Int, field(&Config::http_threads), "threads serving HTTP", at_least(1)},
       {"max-request-body-bytes", K::Int, field(&Config::max_request_body_bytes),
        "larger request bodies are answered 413", at_least(1024)},
@@ -379,11 +392,29 @@ void apply_args(Config& c, const std::vector<std::string>& args) {
   }
 }
 
+// The multi-node keys: checked only where they matter (nodes > 1), so a one-node config never needs them.
+void finish_nodes(Config& c) {
+  if (c.join_host.empty()) c.join_host = c.host;
+  if (c.join_token.empty())
+    if (const char* env = std::getenv("TROUPE_JOIN_TOKEN")) c.join_token = env;
+  if (c.nodes == 1) return;
+  if (c.join_token.empty())
+    throw ConfigError("config key 'join-token': required when nodes > 1 (or set TROUPE_JOIN_TOKEN)");
+  if (c.heartbeat_timeout_ms <= c.heartbeat_interval_ms)
+    throw ConfigError("config key 'heartbeat-timeout-ms': expected more than heartbeat-interval-ms (" +
+                      std::to_string(c.heartbeat_interval_ms) + "), got " + std::to_string(c.heartbeat_timeout_ms));
+  // The cpu backend's tensor-parallel all-reduce is in process memory: its ranks cannot span hosts.
+  if (c.backend == "cpu")
+    throw ConfigError("config key 'nodes': the cpu backend runs in one process (nodes must be 1), got " +
+                      std::to_string(c.nodes));
+}
+
 void finish(Config& c) {
   if (c.served_model_name.empty()) c.served_model_name = c.model.empty() ? "troupe-default" : c.model;
   if (c.tensor_parallel_size % c.nodes != 0)
     throw ConfigError("config key 'tensor-parallel-size': expected a multiple of nodes (" +
                       std::to_string(c.nodes) + "), got " + std::to_string(c.tensor_parallel_size));
+  finish_nodes(c);
 }
 
 Config build(const YAML::Node& root, const std::string& source, const std::vector<std::string>& args) {

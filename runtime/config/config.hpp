@@ -44,7 +44,13 @@ struct Config {
   bool skip_tokenizer_init = false;        // skip-tokenizer-init: no tokenizer; prompts are token ids, replies ids
   // --- Troupe's own ---
   std::string backend = "cpu";             // backend: cuda | cpu | sim (cpu + no model = the embedded stories260K)
-  int nodes = 1;                           // nodes: >= 1
+  int nodes = 1;                           // nodes: >= 1 (the head counts; tensor-parallel-size divides evenly)
+  std::string join_host;                   // join-host: address the join port binds ("" = the host key)
+  int join_port = 8100;                    // join-port: where worker nodes join (0 = any free port, printed)
+  std::string join_token;                  // join-token: shared secret of the nodes (or TROUPE_JOIN_TOKEN)
+  double node_timeout_seconds = 300;       // node-timeout-seconds: how long startup waits for the nodes
+  int heartbeat_interval_ms = 1000;        // heartbeat-interval-ms: head -> node heartbeats
+  int heartbeat_timeout_ms = 5000;         // heartbeat-timeout-ms: a node silent this long is lost
   int http_threads = 2;                    // http-threads: >= 1
   int max_request_body_bytes = 32 << 20;   // max-request-body-bytes: larger bodies get 413
   int max_header_bytes = 64 << 10;         // max-header-bytes: larger headers get 431

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -225,7 +226,7 @@ BOOST_AUTO_TEST_CASE(command_line_shape) {
 }
 
 BOOST_AUTO_TEST_CASE(cross_key_checks) {
-  Config c = parse_config_text("tensor-parallel-size: 8\nnodes: 2\n");
+  Config c = parse_config_text("tensor-parallel-size: 8\nnodes: 2\nbackend: sim\njoin-token: s3cret\n");
   BOOST_TEST(c.nodes == 2);
   BOOST_CHECK_EXCEPTION(parse_config_text("tensor-parallel-size: 3\nnodes: 2\n"), ConfigError,
                         says({"tensor-parallel-size", "nodes"}));
@@ -233,6 +234,45 @@ BOOST_AUTO_TEST_CASE(cross_key_checks) {
   // Chunked prefill: fewer batched tokens than the model length, or than max-num-seqs, is allowed.
   Config d = parse_config_text("max-num-batched-tokens: 64\nmax-model-len: 4096\nmax-num-seqs: 128\n");
   BOOST_TEST(d.max_num_batched_tokens == 64);
+}
+
+BOOST_AUTO_TEST_CASE(node_keys) {
+  Config one = parse_config_text("host: 10.0.0.5\n");
+  BOOST_TEST(one.join_host == "10.0.0.5");  // the join port binds where HTTP does unless told otherwise
+  BOOST_TEST(one.join_port == 8100);
+  Config two = parse_config_text("nodes: 2\ntensor-parallel-size: 2\nbackend: sim\n",
+                                 {"--join-token", "t", "--join-host", "127.0.0.2", "--heartbeat-timeout-ms", "1500"});
+  BOOST_TEST(two.join_host == "127.0.0.2");
+  BOOST_TEST(two.heartbeat_timeout_ms == 1500);
+  BOOST_CHECK_EXCEPTION(parse_config_text("nodes: 2\ntensor-parallel-size: 2\nbackend: sim\n"), ConfigError,
+                        says({"join-token", "TROUPE_JOIN_TOKEN"}));
+  BOOST_CHECK_EXCEPTION(parse_config_text("nodes: 2\ntensor-parallel-size: 2\nbackend: sim\njoin-token: t\n"
+                                          "heartbeat-interval-ms: 500\nheartbeat-timeout-ms: 500\n"),
+                        ConfigError, says({"heartbeat-timeout-ms", "heartbeat-interval-ms"}));
+  BOOST_CHECK_EXCEPTION(parse_config_text("nodes: 2\ntensor-parallel-size: 2\njoin-token: t\n"), ConfigError,
+                        says({"'nodes'", "cpu"}));
+  BOOST_CHECK_EXCEPTION(parse_config_text("", {"--join-port", "70000"}), ConfigError, says({"join-port"}));
+  ::setenv("TROUPE_JOIN_TOKEN", "from-env", 1);
+  Config env = parse_config_text("nodes: 2\ntensor-parallel-size: 2\nbackend: sim\n");
+  ::unsetenv("TROUPE_JOIN_TOKEN");
+  BOOST_TEST(env.join_token == "from-env");
+}
+
+// The multi-node examples in config/ (ctest runs this from runtime/config).
+BOOST_AUTO_TEST_CASE(example_deployments_load) {
+  ::setenv("TROUPE_JOIN_TOKEN", "example", 1);
+  Config two = load_config("../../config/sim-2node.yaml", {});
+  ::unsetenv("TROUPE_JOIN_TOKEN");
+  BOOST_TEST(two.nodes == 2);
+  BOOST_TEST(two.tensor_parallel_size == 4);
+  BOOST_TEST(two.join_token == "example");
+  Config a4 = load_config("../../config/a4-8xb200.yaml", {});
+  BOOST_TEST(a4.tensor_parallel_size == 8);
+  BOOST_TEST(a4.backend == "cuda");
+  // The comment's two-node extension is a valid config too.
+  Config a4x2 = load_config("../../config/a4-8xb200.yaml",
+                            {"--nodes", "2", "--tensor-parallel-size", "16", "--join-token", "t"});
+  BOOST_TEST(a4x2.nodes == 2);
 }
 
 BOOST_AUTO_TEST_CASE(file_errors) {
@@ -254,7 +294,9 @@ BOOST_AUTO_TEST_CASE(help_lists_every_key) {
                           "load-format", "dtype", "kv-cache-dtype", "reasoning-parser", "host", "port",
                           "num-gpu-blocks-override", "seed", "backend", "nodes", "http-threads",
                           "max-waiting-requests", "shutdown-grace-seconds", "log-level", "sim-step-us",
-                          "sim-prefill-token-us", "sim-decode-seq-us", "sim-vocab-size", "skip-tokenizer-init"}) {
+                          "sim-prefill-token-us", "sim-decode-seq-us", "sim-vocab-size", "skip-tokenizer-init",
+                          "join-host", "join-port", "join-token", "node-timeout-seconds", "heartbeat-interval-ms",
+                          "heartbeat-timeout-ms"}) {
     BOOST_TEST_CONTEXT(key) {
       bool listed = help.find(std::string("--") + key + " ") != std::string::npos ||
                     help.find(std::string("--[no-]") + key + " ") != std::string::npos;

@@ -1,6 +1,7 @@
 // `troupe`: one binary for every role. `troupe serve [CONFIG.yaml] [--key value ...]` starts a node.
 #include "tools/bench/bench.hpp"
 #include "tools/chat/chat.hpp"
+#include "tools/troupe/node.hpp"
 #include "tools/troupe/serve.hpp"
 
 #include <cstdio>
@@ -14,6 +15,7 @@ void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: troupe <command> [args]\n"
                "  serve [CONFIG.yaml] [--key value ...]   start the server (keys as vLLM's flags; see serve --help)\n"
+               "  node --join HOST:PORT [--join-token SECRET] [--backend B]   join a head as a worker node\n"
                "  bench [--key value ...]                 benchmark a server (vLLM's benchmark_serving flags; --llmperf)\n"
                "  chat \"PROMPT\" [--base-url URL] ...      stream one chat answer to the terminal\n"
                "  version                                 print the version\n");
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
   std::string cmd = args[0];
   args.erase(args.begin());
   if (cmd == "serve") return troupe::serve_main(args);
+  if (cmd == "node") return troupe::node_main(args);
   if (cmd == "bench") return troupe::bench_main(args);
   if (cmd == "chat") return troupe::chat_main(args);
   if (cmd == "version" || cmd == "--version") {

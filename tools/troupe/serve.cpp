@@ -61,6 +61,12 @@ int serve_main(const std::vector<std::string>& args) {
   sigset_t stop_signals = block_stop_signals();
 
   TroupeActorConfig acfg;
+  if (cfg.nodes > 1) {
+    // CAF's own connection heartbeats close a silent TCP link, so a partitioned node's proxies go down
+    // too (our heartbeats decide the loss; these keep CAF from reusing a dead connection on rejoin).
+    acfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(cfg.heartbeat_interval_ms)});
+    acfg.set("middleman.connection-timeout", caf::timespan{std::chrono::milliseconds(cfg.heartbeat_timeout_ms)});
+  }
   caf::actor_system sys{acfg};
   auto coord = sys.spawn(coordinator, cfg);
   caf::scoped_actor self{sys};
