@@ -1,5 +1,6 @@
 #pragma once
-// mma.sync m16n8k16 (bf16 in, float32 accumulate) and bf16 packing, for the tensor-core attention kernels.
+// mma.sync m16n8k16 (bf16 in, float32 accumulate), bf16 packing and cp.async, for every tensor-core kernel
+// (paged attention, MLA, the MoE expert GEMMs).
 // Fragment layouts (g = lane / 4, c = lane % 4; two bf16 per 32-bit register):
 //   A (16x16, row-major): a0 (g, 2c..2c+1)  a1 (g+8, 2c..)  a2 (g, 2c+8..)  a3 (g+8, 2c+8..)
 //   B (16x8, "col"):      b0 (k = 2c..2c+1, n = g)          b1 (k = 2c+8.., n = g)
@@ -36,6 +37,15 @@ __device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const v
 }
 
 __device__ __forceinline__ std::uint32_t ld32(const void* p) { return *reinterpret_cast<const std::uint32_t*>(p); }
+
+// 16 bytes global -> shared without staging through registers; `valid` false zero-fills the 16 bytes.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 }  // namespace troupe::kernels::detail
 

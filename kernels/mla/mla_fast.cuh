@@ -16,12 +16,18 @@
 // For S, B[k][n] = K[n][k]: two consecutive bf16 of one cached row, a plain 32-bit load. For P.V, B[k][n] = V[k][n]
 // runs down a column: ldmatrix .trans builds it. The 16-byte row padding makes both conflict-free.
 #include "kernels/core/batch.hpp"
+#include "kernels/core/mma.cuh"
 #include "kernels/mla/mla_plan.hpp"
 
 #include <cuda_bf16.h>
 #include <cstdint>
 
 namespace troupe::kernels::mla_detail {
+
+using detail::cp_async16;
+using detail::cp_async_commit;
+using detail::cp_async_wait;
+using detail::ld32;
 
 constexpr int kFastThreads = 256;
 constexpr int kD = kFastLatent + kFastRope;  // 576
@@ -49,26 +55,10 @@ struct FastArgs {
   int heads_per_block, tokens_per_tile, splits, split_len;
 };
 
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                         std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ std::uint32_t lds32(const __nv_bfloat16* p) {
+__device__ __forceinline__ std::uint32_t ld32(const __nv_bfloat16* p) {
   return *reinterpret_cast<const std::uint32_t*>(p);
 }
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // Cached rows [kv0, kv0 + 64) of sequence `seq` into kv[stage]; rows at or past `hi` are zero-filled (a zero
 // row times P = 0 keeps P.V finite; stale shared memory might hold NaN bit patterns). Four threads per row:
@@ -113,10 +103,10 @@ __device__ __forceinline__ void load_q_frags(const FastSmem& sm, int kq, int g, 
 #pragma unroll
   for (int ks = 0; ks < kQSteps; ++ks) {
     const int k0 = (kq * kQSteps + ks) * 16;
-    qf[ks][0] = lds32(&sm.q[g][k0 + 2 * c]);
-    qf[ks][1] = lds32(&sm.q[g + 8][k0 + 2 * c]);
-    qf[ks][2] = lds32(&sm.q[g][k0 + 8 + 2 * c]);
-    qf[ks][3] = lds32(&sm.q[g + 8][k0 + 8 + 2 * c]);
+    qf[ks][0] = ld32(&sm.q[g][k0 + 2 * c]);
+    qf[ks][1] = ld32(&sm.q[g + 8][k0 + 2 * c]);
+    qf[ks][2] = ld32(&sm.q[g][k0 + 8 + 2 * c]);
+    qf[ks][3] = ld32(&sm.q[g + 8][k0 + 8 + 2 * c]);
   }
 }
 
@@ -129,7 +119,7 @@ __device__ __forceinline__ void scores_split_k(FastSmem& sm, int stage, int nh, 
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const __nv_bfloat16* krow = sm.kv[stage][32 * nh + 8 * j + g];
-      mma_bf16(acc[j], qf[ks], lds32(krow + k0 + 2 * c), lds32(krow + k0 + 8 + 2 * c));
+      detail::mma16816(acc[j], qf[ks], ld32(krow + k0 + 2 * c), ld32(krow + k0 + 8 + 2 * c));
     }
   }
 #pragma unroll
@@ -147,8 +137,8 @@ __device__ __forceinline__ void pv(const FastSmem& sm, int stage, int warp, int 
                                    float (&o)[8][4]) {
 #pragma unroll
   for (int k0 = 0; k0 < kKvTile; k0 += 16) {
-    const std::uint32_t a[4] = {lds32(&sm.p[g][k0 + 2 * c]), lds32(&sm.p[g + 8][k0 + 2 * c]),
-                                lds32(&sm.p[g][k0 + 8 + 2 * c]), lds32(&sm.p[g + 8][k0 + 8 + 2 * c])};
+    const std::uint32_t a[4] = {ld32(&sm.p[g][k0 + 2 * c]), ld32(&sm.p[g + 8][k0 + 2 * c]),
+                                ld32(&sm.p[g][k0 + 8 + 2 * c]), ld32(&sm.p[g + 8][k0 + 8 + 2 * c])};
     const int mi = lane >> 3;
     const int row = k0 + (lane & 7) + (mi & 1) * 8;
 #pragma unroll
@@ -159,8 +149,8 @@ __device__ __forceinline__ void pv(const FastSmem& sm, int stage, int warp, int 
       asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                    : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
                    : "r"(addr));
-      mma_bf16(o[2 * jp], a, b0, b1);
-      mma_bf16(o[2 * jp + 1], a, b2, b3);
+      detail::mma16816(o[2 * jp], a, b0, b1);
+      detail::mma16816(o[2 * jp + 1], a, b2, b3);
     }
   }
 }

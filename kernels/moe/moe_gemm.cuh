@@ -17,6 +17,8 @@
 #include <cuda_fp8.h>
 
 #include <cstdint>
+
+#include "kernels/core/mma.cuh"
 #include <type_traits>
 
 namespace troupe::kernels::moe_detail {
@@ -41,22 +43,6 @@ struct GemmArgs {
   const float* topk_weights;
 };
 
-__device__ __forceinline__ void mma16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                         std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void cp16(void* smem, const void* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 __device__ __forceinline__ std::uint32_t ld32(const void* p) { return *reinterpret_cast<const std::uint32_t*>(p); }
 
@@ -121,13 +107,13 @@ struct GemmCta {
     for (int i = tid; i < rows * 16; i += kGemmThreads) {
       const int r = i / 16, k = k0 + (i % 16) * 8;
       const bool ok = k < a.K;
-      cp16(As(st, r, k - k0), ok ? arow[r] + k : a.a_src, ok);
+      detail::cp_async16(As(st, r, k - k0), ok ? arow[r] + k : a.a_src, ok);
     }
     constexpr int kPer = 16 / int(sizeof(BT));  // elements per 16-byte chunk
     for (int i = tid; i < BN * (kBK / kPer); i += kGemmThreads) {
       const int r = i / (kBK / kPer), k = k0 + (i % (kBK / kPer)) * kPer;
       const bool ok = brow[r] != nullptr && k < a.K;
-      cp16(Bs(st, r, k - k0), ok ? brow[r] + k : static_cast<const BT*>(a.w), ok);
+      detail::cp_async16(Bs(st, r, k - k0), ok ? brow[r] + k : static_cast<const BT*>(a.w), ok);
     }
   }
 
@@ -156,7 +142,7 @@ struct GemmCta {
           b1 = ld32(Bs(st, n, kk + 8 + 2 * c));
         }
 #pragma unroll
-        for (int mt = 0; mt < C::MT; ++mt) mma16816(FP8 ? part[mt][j] : acc[mt][j], af[mt], b0, b1);
+        for (int mt = 0; mt < C::MT; ++mt) detail::mma16816(FP8 ? part[mt][j] : acc[mt][j], af[mt], b0, b1);
       }
     }
   }
@@ -187,17 +173,17 @@ struct GemmCta {
 #pragma unroll
     for (int st = 0; st < STAGES - 1; ++st) {
       if (st < ktiles) load(st, kt0 + st);
-      cp_commit();
+      detail::cp_async_commit();
     }
     for (int it = 0; it < ktiles; ++it) {
-      cp_wait<STAGES - 2>();
+      detail::cp_async_wait<STAGES - 2>();
       __syncthreads();  // stage `it` landed for every thread; stage it - 1 is free to refill
       if (it + STAGES - 1 < ktiles) load((it + STAGES - 1) % STAGES, kt0 + it + STAGES - 1);
-      cp_commit();
+      detail::cp_async_commit();
       mma_stage(it % STAGES, acc, part);
       if constexpr (FP8) scale_partial(kt0 + it, acc, part);
     }
-    cp_wait<0>();
+    detail::cp_async_wait<0>();
     __syncthreads();
   }
 
