@@ -19,8 +19,17 @@ std::int32_t SimBackend::token_at(std::int32_t first_token, std::uint64_t seed, 
   return static_cast<unsigned char>(kText[(start + pos) % kText.size()]);
 }
 
+namespace {
+SampleResult plain(std::int32_t token) {
+  SampleResult s;
+  s.token = token;
+  return s;
+}
+}  // namespace
+
 SampleResult SimBackend::fake_logprobs(std::int32_t token, std::int32_t top_n) {
-  SampleResult s{token, 0.0f, {}};
+  SampleResult s;
+  s.token = token;
   if (top_n > 0) s.top.push_back({token, 0.0f});
   // The others walk the printable bytes after the token (the sim vocabulary is the 256 byte values).
   for (std::int32_t k = 1; std::int32_t(s.top.size()) < top_n; ++k)
@@ -67,7 +76,7 @@ SampledTokens SimBackend::execute(const std::vector<WorkerRequest*>& batch) {
     // Only the first token and the seed pick the text: a resumed request (prompt + outputs re-sent)
     // continues exactly where it was preempted.
     auto tok = token_at(r->tokens.front(), r->sampling_seed, r->tokens.size());
-    sampled[r->id] = r->sampling.logprobs >= 0 ? fake_logprobs(tok, r->sampling.logprobs) : SampleResult{tok, 0, {}};
+    sampled[r->id] = r->sampling.logprobs >= 0 ? fake_logprobs(tok, r->sampling.logprobs) : plain(tok);
     if (r->gathers_prompt_logprobs())
       sampled[r->id].prompt_logprobs = fake_prompt_logprobs(r->tokens, r->sampling.prompt_logprobs);
   }
