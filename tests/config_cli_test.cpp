@@ -29,6 +29,7 @@ BOOST_AUTO_TEST_CASE(bad_keys_and_values_are_rejected_with_the_key_named) {
   rejected({"--gpu-memory-utilization", "1.5"}, "gpu-memory-utilization");
   rejected({"--backend", "gpu"}, "backend");
   rejected({"--max-model-len", "1024"}, "max-model-len");          // over the default model's 512
+  rejected({"--kv-cache-dtype", "fp8", "--backend", "cpu"}, "kv-cache-dtype");  // accepted, not implemented
   auto dir = std::filesystem::temp_directory_path() / "troupe_config_cli_test";
   std::filesystem::create_directories(dir);
   auto yaml = dir / "bad.yaml";

@@ -29,6 +29,11 @@ std::optional<std::uint32_t> model_max_len(const std::string& model_dir) {
 }
 
 void resolve_model_settings(Config& c) {
+  // A vLLM user who asks for an fp8 KV cache expects it; serving bf16 instead would silently halve the cache.
+  if (c.backend != "sim" && c.kv_cache_dtype.rfind("fp8", 0) == 0)
+    throw ConfigError("config key 'kv-cache-dtype': " + c.kv_cache_dtype + " is not implemented by the " +
+                      c.backend + " backend yet (its KV cache is " +
+                      (c.backend == "cuda" ? "bfloat16" : "float32") + "); use auto");
   if (c.model.empty() && c.backend != "sim") c.model = default_model_dir();
   auto model_len = model_max_len(c.model);
   if (!model_len) return;  // no model (sim): the configured value, 4096 by default
