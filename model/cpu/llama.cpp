@@ -78,7 +78,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, WeightSource& weights, std::ui
       ff_(share(config.intermediate_size, tp_, "intermediate_size")),
       q_dim_(heads_ * config.head_dim),
       kv_dim_(kv_heads_ * config.head_dim),
-      threads_(std::make_unique<dense::Threads>(threads)),
+      threads_(std::make_unique<ThreadPool>(threads)),
       kv_(config.num_hidden_layers, block_size, num_blocks, kv_heads_ * config.head_dim) {
   if (cfg_.arch != Arch::llama && cfg_.arch != Arch::qwen2)
     throw std::invalid_argument("llama cpu model: architecture " + cfg_.architecture + " is not Llama or Qwen2");
@@ -171,7 +171,7 @@ void LlamaModel::attention(std::uint32_t l, const Batch& b, std::vector<float>& 
   }
   std::size_t H = heads_, group = H / kv_heads_;
   float scale = 1.0f / std::sqrt(float(hd_));
-  threads_->run(T * H, [&](std::size_t begin, std::size_t end) {
+  threads_->parallel_for(T * H, [&](std::size_t begin, std::size_t end) {
     std::vector<float> score;
     for (std::size_t th = begin; th < end; ++th) {
       std::size_t t = th / H, h = th % H, kvh = h / group, n = std::size_t(b.pos[t]) + 1;

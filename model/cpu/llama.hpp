@@ -63,7 +63,7 @@ class LlamaModel final : public CpuModel {
   std::vector<float> embed_, final_norm_, lm_head_;  // lm_head_ empty when tied
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
-  std::unique_ptr<dense::Threads> threads_;
+  std::unique_ptr<ThreadPool> threads_;
   PagedKv kv_;
 };
 
