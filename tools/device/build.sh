@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-cuda}
-PREFIX=$PWD/install
+PREFIX=${PREFIX:-$PWD/install}
+CARRY=${CARRY:-devcarry}  # several builders at once: CARRY=devcarry-me PREFIX=$PWD/install-me BUILD=build-me
 export CCACHE_BASEDIR=$PWD
 if [[ ! -f $BUILD/build.ninja ]]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_CUDA=ON -DCMAKE_INSTALL_PREFIX="$PREFIX"
@@ -22,6 +23,6 @@ echo "building ${targets[*]} in $BUILD"
 nice ninja -C "$BUILD" -j "${JOBS:-2}" "${targets[@]}"
 rm -rf "$PREFIX"
 cmake --install "$BUILD" --strip --prefix "$PREFIX" >/dev/null
-mkdir -p devcarry
-tar -C "$PREFIX" -cJf devcarry/troupe.tar.xz .
-echo "devcarry/troupe.tar.xz: $(du -h devcarry/troupe.tar.xz | cut -f1) ($(ls "$PREFIX"/bin | tr '\n' ' '))"
+mkdir -p "$CARRY"
+tar -C "$PREFIX" -cJf "$CARRY/troupe.tar.xz" .
+echo "$CARRY/troupe.tar.xz: $(du -h "$CARRY/troupe.tar.xz" | cut -f1) ($(ls "$PREFIX"/bin | tr '\n' ' '))"
