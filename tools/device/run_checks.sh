@@ -3,7 +3,8 @@
 #   run(carry=["devcarry"], command="tools/device/on_device.sh 'tools/device/run_checks.sh all'")
 # Modes: kernels (troupe_kernel_test + troupe_kernel_bench), check (troupe_cuda_check: cuda vs the cpu oracle on
 # the tiny checkpoints and stories260K), stories (serve + bench on the default model), v2 (V2-Lite dummy: 200
-# prompts of 1000 in / 100 out, issue 7's comparison with vLLM), smoke (R1 / V2-Lite layer timings), all.
+# prompts of 1000 in / 100 out, issue 7's comparison with vLLM), conc (V2-Lite dummy, 1000 in / 1000 out at
+# --max-concurrency 1, 16 and 64), smoke (R1 / V2-Lite layer timings), all.
 # Logs land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,6 +55,24 @@ if has v2; then
       --random-output-len 100 --ignore-eos > "$OUT/bench_v2.log" 2>&1; echo "bench rc=$?"
     grep -E "throughput|TTFT|TPOT|Successful|Benchmark duration|Total" "$OUT/bench_v2.log"
   else echo "v2 serve did not become healthy"; tail -20 "$OUT/serve_v2.log"; fi
+  kill $pid; wait $pid 2>/dev/null
+fi
+if has conc; then
+  m=$(model_dir v2lite)
+  troupe serve --backend cuda --model "$m" --load-format dummy --max-model-len 4096 --port 8003 \
+    > "$OUT/serve_conc.log" 2>&1 & pid=$!
+  if wait_health 8003 240; then
+    # 4 rounds of requests at each concurrency (4 at concurrency 1): long enough for steady state, short
+    # enough for the device budget.
+    for c in 1 16 64; do
+      n=$(( c == 1 ? 4 : 4 * c ))
+      troupe bench --base-url http://localhost:8003 --model "$m" --num-prompts $n --max-concurrency $c \
+        --random-input-len 1000 --random-output-len 1000 --ignore-eos > "$OUT/bench_conc$c.log" 2>&1
+      echo "concurrency $c ($n prompts) rc=$?"
+      grep -E "Output token throughput|Mean TTFT|Median TTFT|P99 TTFT|Mean TPOT|Median TPOT|P99 TPOT|Successful" \
+        "$OUT/bench_conc$c.log"
+    done
+  else echo "conc serve did not become healthy"; tail -20 "$OUT/serve_conc.log"; fi
   kill $pid; wait $pid 2>/dev/null
 fi
 if has smoke; then
