@@ -4,11 +4,13 @@
 #include "kernels/moe/moe.hpp"
 #include "kernels/moe/moe_gemm.cuh"
 #include "kernels/moe/moe_plan.hpp"
+#include "kernels/moe/moe_prefill.cuh"
 
 #include <cub/block/block_scan.cuh>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -52,26 +54,71 @@ __global__ void __launch_bounds__(kGroupThreads) group_kernel(const std::int32_t
   }
 }
 
-template <int BM, int BN, int WK, bool FP8, bool GATE_UP, int STAGES, bool SPLITK = false>
-void launch_gemm(const GemmArgs& a, int grid_x, int splits, cudaStream_t s) {
-  using C = GemmCfg<BM, BN, WK, FP8, GATE_UP, STAGES>;
-  auto kernel = moe_gemm_kernel<BM, BN, WK, FP8, GATE_UP, STAGES, SPLITK>;
-  // The shared-memory opt-in once per device and instantiation (the call costs tens of microseconds).
-  static std::atomic<std::uint64_t> done{0};
+// The shared-memory opt-in once per device and kernel instantiation (the call costs tens of microseconds).
+template <typename Kernel>
+void opt_in_smem(Kernel kernel, int bytes, std::atomic<std::uint64_t>& done) {
   int dev = 0;
   cudaGetDevice(&dev);
   const std::uint64_t bit = std::uint64_t(1) << (dev & 63);
   if (!(done.load(std::memory_order_relaxed) & bit)) {
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM);
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     done.fetch_or(bit);
   }
+}
+
+template <int BM, int BN, int WK, bool FP8, bool GATE_UP, int STAGES, bool SPLITK = false>
+void launch_gemm(const GemmArgs& a, int grid_x, int splits, cudaStream_t s) {
+  using C = GemmCfg<BM, BN, WK, FP8, GATE_UP, STAGES>;
+  auto kernel = moe_gemm_kernel<BM, BN, WK, FP8, GATE_UP, STAGES, SPLITK>;
+  static std::atomic<std::uint64_t> done{0};
+  opt_in_smem(kernel, C::SMEM, done);
   const int cols_per_cta = GATE_UP ? BN / 2 : BN;
   const dim3 grid(grid_x, (a.N + cols_per_cta - 1) / cols_per_cta, splits);
   kernel<<<grid, kGemmThreads, C::SMEM, s>>>(a);
 }
 
+template <int BM, int BN, bool FP8, bool GATE_UP>
+void launch_prefill(const GemmArgs& a, int grid_x, cudaStream_t s) {
+  using C = PfCfg<BM, BN, FP8>;
+  auto kernel = moe_prefill_kernel<BM, BN, FP8, GATE_UP>;
+  static std::atomic<std::uint64_t> done{0};
+  opt_in_smem(kernel, C::SMEM, done);
+  const int cols_per_cta = GATE_UP ? BN / 2 : BN, n_tiles = (a.N + cols_per_cta - 1) / cols_per_cta;
+  const dim3 grid = a.n_fastest ? dim3(n_tiles, grid_x) : dim3(grid_x, n_tiles);
+  kernel<<<grid, kPfThreads, C::SMEM, s>>>(a);
+}
+
+// For A/B timings: TROUPE_MOE_LEGACY_PREFILL=1 keeps prefill batches on the 64 x 64 tiles of moe_gemm.cuh;
+// TROUPE_MOE_PREFILL_BN=256 picks moe_prefill.cuh's 256-column tiles instead of 128 (one CTA per SM: slower on
+// the H200); TROUPE_MOE_PREFILL_M_FASTEST=1 launches M tiles fastest instead of N tiles;
+// TROUPE_MOE_PREFILL_BM=128 takes 128-row tiles for every prefill batch (choose_bm's threshold aside).
+bool env_flag(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == value;
+}
+bool legacy_prefill() {
+  static const bool on = env_flag("TROUPE_MOE_LEGACY_PREFILL", "1");
+  return on;
+}
+bool prefill_bn256() {
+  static const bool on = env_flag("TROUPE_MOE_PREFILL_BN", "256");
+  return on;
+}
+
+template <int BM, bool FP8>
+void run_prefill(const GemmArgs& up, const GemmArgs& down, int grid_x, cudaStream_t s) {
+  if (prefill_bn256()) {
+    launch_prefill<BM, 256, FP8, true>(up, grid_x, s);
+    launch_prefill<BM, 256, FP8, false>(down, grid_x, s);
+  } else {
+    launch_prefill<BM, 128, FP8, true>(up, grid_x, s);
+    launch_prefill<BM, 128, FP8, false>(down, grid_x, s);
+  }
+}
+
 // Decode tiles (BM 16: gate/up with warps splitting K and, for a handful of experts, CTAs splitting K too;
-// down with 128 columns per CTA, as its K (inter) is short) or prefill tiles (BM 64, warps split N).
+// down with 128 columns per CTA, as its K (inter) is short) or prefill tiles (moe_prefill.cuh: BM 128 or 64 x
+// BN 128 B rows; the legacy BM 64 x 64 tiles of moe_gemm.cuh when legacy_prefill()).
 template <bool FP8>
 void run_gemms(GemmArgs up, GemmArgs down, int bm, int grid_x, int ksplit, int entries, cudaStream_t s) {
   if (bm == kBmDecode) {
@@ -83,9 +130,13 @@ void run_gemms(GemmArgs up, GemmArgs down, int bm, int grid_x, int ksplit, int e
       launch_gemm<16, 32, 4, FP8, true, 6>(up, grid_x, 1, s);
     }
     launch_gemm<16, 128, 1, FP8, false, 3>(down, grid_x, 1, s);
-  } else {
+  } else if (legacy_prefill()) {
     launch_gemm<64, 64, 1, FP8, true, 3>(up, grid_x, 1, s);
     launch_gemm<64, 64, 1, FP8, false, 3>(down, grid_x, 1, s);
+  } else if (bm == kBmPrefillWide) {
+    run_prefill<kBmPrefillWide, FP8>(up, down, grid_x, s);
+  } else {
+    run_prefill<kBmPrefill, FP8>(up, down, grid_x, s);
   }
 }
 
@@ -117,7 +168,11 @@ void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, co
   validate(n, top_k, w);
   if (n == 0) return;
   if (!workspace) throw std::invalid_argument("moe_experts: workspace is null (moe_workspace_bytes)");
-  const int entries = n * top_k, bm = choose_bm(n, top_k, w.num_experts);
+  const int entries = n * top_k;
+  int bm = choose_bm(n, top_k, w.num_experts);
+  if (bm == kBmPrefillWide && legacy_prefill()) bm = kBmPrefill;
+  static const bool force_wide = env_flag("TROUPE_MOE_PREFILL_BM", "128");  // A/B: 128-row tiles whenever prefill
+  if (bm == kBmPrefill && force_wide && !legacy_prefill()) bm = kBmPrefillWide;
   const MoeLayout l = moe_layout(n, top_k, w.num_experts, w.inter);
   auto* base = static_cast<unsigned char*>(workspace);
   auto* perm = reinterpret_cast<std::int32_t*>(base + l.perm);
@@ -143,6 +198,8 @@ void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, co
   up.num_tiles = num_tiles;
   up.top_k = top_k;
   up.h = h;
+  static const bool m_fastest = env_flag("TROUPE_MOE_PREFILL_M_FASTEST", "1");
+  up.n_fastest = m_fastest ? 0 : 1;
   const int ksplit = bm == kBmDecode ? choose_ksplit(entries, w.num_experts, w.hidden, w.inter, sm_count()) : 1;
   up.gate_up = gate_up;
   up.ktiles_per_split = ((w.hidden + 127) / 128 + ksplit - 1) / ksplit;

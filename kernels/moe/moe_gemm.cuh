@@ -7,6 +7,8 @@
 //   SPLITK (GATE_UP, decode): CTAs (.., .., z) take k tiles [z * per, (z + 1) * per) and add raw gate/up sums
 //   into a float buffer; silu_mul_kernel finishes h. A token on 8 experts otherwise leaves most SMs idle.
 //
+// Prefill batches use moe_prefill.cuh's larger tiles; the BM 64 x 64 prefill tiles here remain for A/B timings
+// (TROUPE_MOE_LEGACY_PREFILL=1).
 // Warps split N (prefill tiles, and the decode down GEMM whose K is short) or K (decode gate/up tiles, BM 16 x 16
 // columns: too few columns to give each warp its own; the 4 partial sums are added through shared memory).
 // FP8 weights: e4m3 -> bf16 is exact, so the mma sees exactly the checkpoint's values; the 128x128 block scale
@@ -41,6 +43,7 @@ struct GemmArgs {
   int ktiles_per_split;
   float* out;
   const float* topk_weights;
+  int n_fastest;  // moe_prefill.cuh: grid x walks N tiles (the CTAs of one M tile run together), y the M tiles
 };
 
 

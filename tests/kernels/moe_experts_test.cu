@@ -1,6 +1,6 @@
 // moe_experts against dequantize-then-matmul on the host in float64 (tolerance: see moe_test.cu's header):
 // bf16 and FP8 (128x128 block scales, inter not a multiple of 128 included), decode tiles (BM 16) and prefill
-// tiles (BM 64), experts with no tokens and one expert that every token uses.
+// tiles (moe_prefill.cuh, BM 64 and 128), experts with no tokens and one expert that every token uses.
 #include "kernels/moe/moe.hpp"
 #include "tests/kernels/kernel_test.hpp"
 #include "tests/kernels/mla_moe_util.hpp"
@@ -179,8 +179,8 @@ KERNEL_TEST(moe_experts_skewed_routing) {
     // experts 8..15 get no token, expert 5 gets every token (decode tiles, 100 x 4 entries over 16 experts)
     run_experts(fp8 ? "one expert takes all, fp8, BM 16" : "one expert takes all, bf16, BM 16",
                 {16, 4, 512, 128, fp8}, 100, pick(100, 4, 8, 5, 51), 51);
-    // prefill tiles: 300 tokens, every one on expert 2 plus one of experts 0..7 (several M tiles per expert)
-    run_experts(fp8 ? "one expert takes all, fp8, BM 64" : "one expert takes all, bf16, BM 64",
+    // prefill tiles (BM 128): 300 tokens, every one on expert 2 plus one of experts 0..7 (several M tiles there)
+    run_experts(fp8 ? "one expert takes all, fp8, BM 128" : "one expert takes all, bf16, BM 128",
                 {8, 2, 256, 128, fp8}, 300, pick(300, 2, 8, 2, 52), 52);
   }
   run_experts("256 experts, few used, bf16", {256, 8, 256, 128, false}, 3, pick(3, 8, 256, -1, 53), 53);
@@ -193,4 +193,20 @@ KERNEL_TEST(moe_experts_real_widths) {
   // V2-Lite's inter 1408 = 11 FP8 blocks, hidden 2048
   run_experts("inter 1408 fp8 n=24", {16, 6, 2048, 1408, true}, 24, pick(24, 6, 16, -1, 63), 63);
   run_experts("inter 1408 bf16 n=24", {16, 6, 2048, 1408, false}, 24, pick(24, 6, 16, -1, 64), 64);
+}
+
+KERNEL_TEST(moe_experts_prefill_tiles) {
+  // Widths chosen to be ragged everywhere: hidden 592 = 9.25 k tiles of 64 (gate/up K), 4.6 column tiles of 128
+  // (down N) and 4.6 FP8 blocks; inter 352 = 5.5 h-column tiles of 64, 5.5 k tiles (down K), 2.75 FP8 blocks.
+  for (bool fp8 : {false, true}) {
+    const Shape sh{8, 6, 592, 352, fp8};
+    // 700 tokens over experts 0..6 (expert 7: none): about 600 rows each, BM 128 tiles with ragged tails
+    run_experts(fp8 ? "prefill fp8 BM 128 n=700" : "prefill bf16 BM 128 n=700", sh, 700, pick(700, 6, 7, -1, 71), 71);
+    // expert 3 takes all 520 tokens (4 full tiles + 8 rows), experts 0..2 share the second choice, 4..7 get none
+    run_experts(fp8 ? "prefill fp8 BM 128 skewed n=520" : "prefill bf16 BM 128 skewed n=520", {8, 2, 592, 352, fp8},
+                520, pick(520, 2, 3, 3, 72), 72);
+    // 200 tokens x 4 over 16 experts: 50 rows each, BM 64 tiles
+    run_experts(fp8 ? "prefill fp8 BM 64 n=200" : "prefill bf16 BM 64 n=200", {16, 4, 592, 352, fp8}, 200,
+                pick(200, 4, 16, -1, 73), 73);
+  }
 }

@@ -93,10 +93,16 @@ KERNEL_BENCH(moe_r1_ep_fp8) {
   for (int n : {1, 16}) experts_case(bench, sh, n);
 }
 
+// DeepSeek-R1 experts unsharded, all 256 resident (11 GB of FP8): issue 7's R1 prefill shape.
+KERNEL_BENCH(moe_r1_full_fp8) {
+  const Shape sh{"R1 fp8 (256 experts, inter 2048)", 256, 8, 7168, 2048, true};
+  experts_case(bench, sh, 4096);
+}
+
 // DeepSeek-V2-Lite experts, bf16.
 KERNEL_BENCH(moe_v2_lite_bf16) {
   const Shape sh{"V2-Lite bf16", 64, 6, 2048, 1408, false};
-  for (int n : {1, 64, 4096}) experts_case(bench, sh, n);
+  for (int n : {1, 64, 1024, 4096}) experts_case(bench, sh, n);
 }
 
 KERNEL_BENCH(moe_route_r1) {
