@@ -34,6 +34,16 @@ void* Fp8Staging::grow(void*& buf, std::size_t& cap, std::size_t need) {
   return buf;
 }
 
+void Fp8Staging::reserve(int max_m, int max_n, int max_k) {
+  if (max_m <= 0 || max_n <= 0 || max_k <= 0) return;
+  const std::size_t m_pad = max_m < 16 ? 16 : std::size_t(max_m + 3) / 4 * 4, kbs = std::size_t(max_k) / 128;
+  const std::size_t nbs = (std::size_t(max_n) + 127) / 128, kbs_pad = (kbs + 3) / 4 * 4;
+  grow(a_, a_cap_, m_pad * std::size_t(max_k));
+  grow(c_, c_cap_, m_pad * std::size_t(max_n) * sizeof(__nv_bfloat16));
+  grow(as_, as_cap_, m_pad * kbs * sizeof(float));
+  grow(ws_, ws_cap_, nbs * kbs_pad * sizeof(float));
+}
+
 void Fp8Staging::release() {
   for (void** p : {&a_, &as_, &ws_, &c_})
     if (*p) cudaFree(*p), *p = nullptr;

@@ -2,7 +2,8 @@
 // Staging for the FP8 block-scaled GEMM: cuBLASLt's VEC128 activation scales are token-major
 // ([k/128, m_pad], m_pad a multiple of 4, at least 16), our quant_fp8_group128 writes them row-major
 // ([m, k/128]); the weight scales' k-block dimension must be a multiple of 4. The buffers grow on demand
-// (cudaMalloc: let a warm-up call of each shape run before capturing a CUDA graph).
+// (cudaMalloc), or are reserved once for the largest shape: a CUDA graph bakes their addresses in, so a
+// caller that captures graphs reserves first and no later call may grow (and free) them.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -23,6 +24,8 @@ class Fp8Staging {
  public:
   Fp8Prepared prepare(const __nv_fp8_e4m3* a, const float* a_scale, const float* w_scale, int m, int n, int k,
                       cudaStream_t s);
+  // Sizes every buffer for any call with m <= max_m, n <= max_n, k <= max_k (k a multiple of 128).
+  void reserve(int max_m, int max_n, int max_k);
   void release();
   ~Fp8Staging() { release(); }
 

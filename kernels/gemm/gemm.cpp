@@ -7,9 +7,13 @@
 // Descriptors and the heuristic's algorithm are built once per shape and cached; a call only sets pointers.
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/gemm/fp8_prep.hpp"
+#include "kernels/gemm/small_m.hpp"
 
 #include <cublasLt.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -28,6 +32,11 @@ void cuda_check(cudaError_t e, const char* what) {
 }
 
 enum class Kind { bf16, bf16_batched, fp8 };
+
+// Default crossovers, from troupe_kernel_bench gemm_small_m on an H200 (docs/BENCHMARKS.md, "Small-m GEMMs"):
+// FP8 small-m beats cuBLASLt (plus its staging copies) at m <= 8 on every R1 / V2-Lite shape, loses at 16;
+// bf16 small-m loses to cuBLASLt's bf16 GEMV-like kernels almost everywhere, so it stays off.
+constexpr int kSmallFp8 = 8, kSmallBf16 = 0;
 
 // Everything that selects descriptors and algorithm. Strides are part of it (batched calls).
 struct Key {
@@ -80,6 +89,14 @@ struct Gemm::Impl {
   std::mutex mu;
   std::map<Key, std::unique_ptr<Plan>> plans;
   Fp8Staging staging;  // padded activations / scales for fp8_block
+  small_m::Workspace small_ws;  // partials share the cuBLASLt workspace (same stream order); counters are own
+  int sms = 1, small_fp8 = kSmallFp8, small_bf16 = kSmallBf16;
+
+  // The small-m plan for this call, or !ok (then cuBLASLt runs).
+  small_m::Plan small_plan(int m, int n, int k, int elem_bytes, const void* a, const void* w) const {
+    if (m > (elem_bytes == 1 ? small_fp8 : small_bf16) || !small_m::aligned(a, w)) return {};
+    return small_m::plan(m, n, k, elem_bytes, sms, small_ws);
+  }
 
   Plan& plan(const Key& key) {
     auto it = plans.find(key);
@@ -144,11 +161,26 @@ Gemm::Gemm(std::size_t workspace_bytes) : impl_(std::make_unique<Impl>()) {
   lt_check(cublasLtCreate(&impl_->handle), "create");
   impl_->workspace_bytes = workspace_bytes;
   if (workspace_bytes) cuda_check(cudaMalloc(&impl_->workspace, workspace_bytes), "workspace");
+  int dev = 0;
+  cuda_check(cudaGetDevice(&dev), "device");
+  cuda_check(cudaDeviceGetAttribute(&impl_->sms, cudaDevAttrMultiProcessorCount, dev), "SM count");
+  auto& ws = impl_->small_ws;
+  ws.partials = static_cast<float*>(impl_->workspace);
+  ws.partial_bytes = workspace_bytes;
+  ws.counter_slots = 4096;  // row tiles of 64: n up to 262144
+  cuda_check(cudaMalloc(&ws.counters, ws.counter_slots * sizeof(unsigned)), "small-m counters");
+  cuda_check(cudaMemset(ws.counters, 0, ws.counter_slots * sizeof(unsigned)), "small-m counters");
+  // TROUPE_GEMM_SMALL_M=0 turns the small-m kernels off (before/after measurements, a suspected kernel bug).
+  if (const char* e = std::getenv("TROUPE_GEMM_SMALL_M")) {
+    const char* comma = std::strchr(e, ',');
+    set_small_m_max(std::atoi(e), std::atoi(comma ? comma + 1 : e));
+  }
 }
 
 Gemm::~Gemm() {
   impl_->plans.clear();
   impl_->staging.release();
+  if (impl_->small_ws.counters) cudaFree(impl_->small_ws.counters);
   if (impl_->workspace) cudaFree(impl_->workspace);
   if (impl_->handle) cublasLtDestroy(impl_->handle);
 }
@@ -158,6 +190,8 @@ void Gemm::bf16(const __nv_bfloat16* a, const __nv_bfloat16* w, void* c, OutType
   if (m <= 0 || n <= 0) return;
   if (k <= 0) throw std::invalid_argument("Gemm::bf16: k must be positive");
   std::lock_guard<std::mutex> lock(impl_->mu);
+  if (const auto sp = impl_->small_plan(m, n, k, 2, a, w); sp.ok)
+    return small_m::bf16(a, w, c, out == OutType::f32, accumulate, m, n, k, sp, impl_->small_ws, s);
   const Key key{Kind::bf16, m, n, k, int(out), accumulate, 0, 1, k, k, n, 0, 0, 0};
   impl_->run(impl_->plan(key), w, a, c, accumulate, s, "bf16 GEMM");
 }
@@ -173,11 +207,18 @@ void Gemm::bf16_batched(const __nv_bfloat16* a, int lda, long long stride_a, con
   impl_->run(impl_->plan(key), w, a, c, false, s, "batched bf16 GEMM");
 }
 
+void Gemm::reserve_fp8(int max_m, int max_n, int max_k) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->staging.reserve(max_m, max_n, max_k);
+}
+
 void Gemm::fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp8_e4m3* w, const float* w_scale,
                      __nv_bfloat16* c, int m, int n, int k, cudaStream_t s) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || k % 128 != 0) throw std::invalid_argument("Gemm::fp8_block: k must be a positive multiple of 128");
   std::lock_guard<std::mutex> lock(impl_->mu);
+  if (const auto sp = impl_->small_plan(m, n, k, 1, a, w); sp.ok)
+    return small_m::fp8(a, a_scale, w, w_scale, c, m, n, k, sp, impl_->small_ws, s);
   // cuBLASLt wants the activation scales token-major ([k/128, m_pad]) with m_pad a multiple of 4 (and at
   // least 16: it has no algorithm for m = 1), and the weight scales' k-block dimension padded to 4.
   const Fp8Prepared prep = impl_->staging.prepare(a, a_scale, w_scale, m, n, k, s);
@@ -192,6 +233,12 @@ void Gemm::fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp
   if (out != c)
     cuda_check(cudaMemcpyAsync(c, out, std::size_t(m) * n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToDevice, s),
                "copy padded output");
+}
+
+void Gemm::set_small_m_max(int fp8_max, int bf16_max) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->small_fp8 = std::clamp(fp8_max, 0, small_m::kMaxM);
+  impl_->small_bf16 = std::clamp(bf16_max, 0, small_m::kMaxM);
 }
 
 }  // namespace troupe::kernels

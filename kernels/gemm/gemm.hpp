@@ -1,7 +1,9 @@
 #pragma once
 // Dense GEMMs through cuBLASLt. Weights are [n, k] row-major as checkpoints store them (out_features x
 // in_features), activations [m, k] row-major: C[m, n] = A[m, k] * W[n, k]^T. One Gemm per worker (it owns
-// the cuBLASLt handle, the workspace and a cache of chosen algorithms per shape).
+// the cuBLASLt handle, the workspace and a cache of chosen algorithms per shape). FP8 calls with m <= 8 tokens
+// (decode) go to the small-m kernels (small_m.hpp) when the shape allows; bf16 can (set_small_m_max) but by
+// default stays on cuBLASLt, which is faster there.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
@@ -38,6 +40,14 @@ class Gemm {
   // larger shape: run each shape once before capturing a CUDA graph.
   void fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp8_e4m3* w, const float* w_scale,
                  __nv_bfloat16* c, int m, int n, int k, cudaStream_t s);
+
+  // Largest m that fp8_block() / bf16() send to the small-m kernels (0: always cuBLASLt; at most 16).
+  // The environment variable TROUPE_GEMM_SMALL_M="FP8_MAX,BF16_MAX" (or one number for both) overrides the
+  // defaults at construction: before/after measurements, or to rule the kernels out when hunting a bug.
+  void set_small_m_max(int fp8_max, int bf16_max);
+  // Allocates fp8_block's scratch for every shape up to (max_m, max_n, max_k) now: CUDA graphs that
+  // capture fp8_block need it never to move.
+  void reserve_fp8(int max_m, int max_n, int max_k);
 
  private:
   struct Impl;

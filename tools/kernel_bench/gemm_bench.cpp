@@ -56,6 +56,44 @@ KERNEL_BENCH(gemm_fp8_block) {
   }
 }
 
+// Decode sizes, small-m kernels against cuBLASLt (Gemm::set_small_m_max(0)) on the same buffers: R1/V3 and
+// V2-Lite projections at m = 1, 4, 8, 16, FP8 block-scaled and bf16 weights. Bytes as above.
+const Shape kDecode[] = {{1536, 7168, "V3 q_a"},           {576, 7168, "V3 kv_a"},
+                         {2112, 7168, "V3 q_a+kv_a"},      {24576, 1536, "V3 q_b"},
+                         {7168, 16384, "V3 o_proj"},       {36864, 7168, "V3 dense gate_up"},
+                         {7168, 18432, "V3 dense down"},   {3072, 2048, "V2L q"},
+                         {2048, 2048, "V2L o"},            {5632, 2048, "V2L shared gate_up"}};
+
+KERNEL_BENCH(gemm_small_m) {
+  kernels::Gemm gemm;
+  for (const Shape& s : kDecode) {
+    const int kb = s.k / 128, nb = (s.n + 127) / 128;
+    Buffer w(std::size_t(s.n) * s.k * 2), w8(std::size_t(s.n) * s.k), ws(std::size_t(nb) * kb * 4),
+        a(std::size_t(16) * s.k * 2), a8(std::size_t(16) * s.k), as(std::size_t(16) * kb * 4),
+        c(std::size_t(16) * s.n * 2);
+    fill_bf16(w.as<void>(), std::size_t(s.n) * s.k, -1, 1, 1);
+    fill_fp8(w8.as<void>(), std::size_t(s.n) * s.k, 5);
+    fill_bf16(a.as<void>(), std::size_t(16) * s.k, -1, 1, 2);
+    fill_fp8(a8.as<void>(), std::size_t(16) * s.k, 6);
+    fill_f32(ws.as<float>(), std::size_t(nb) * kb, 0.005f, 0.02f, 3);
+    fill_f32(as.as<float>(), std::size_t(16) * kb, 0.02f, 0.1f, 4);
+    for (int m : {1, 4, 8, 16})
+      for (int small : {1, 0}) {
+        gemm.set_small_m_max(small ? 16 : 0, small ? 16 : 0);
+        const std::string who = small ? "small-m" : "cuBLASLt";
+        const double fp8_bytes = double(s.n) * s.k + double(m) * s.k + 2.0 * m * s.n + 4.0 * (nb * kb + m * kb);
+        bench.time(who + " fp8", label(s, m), fp8_bytes, 2.0 * m * s.n * s.k, Peak::fp8, [&](cudaStream_t st) {
+          gemm.fp8_block(a8.as<__nv_fp8_e4m3>(), as.as<float>(), w8.as<__nv_fp8_e4m3>(), ws.as<float>(),
+                         c.as<__nv_bfloat16>(), m, s.n, s.k, st);
+        });
+        const double bf16_bytes = 2.0 * (double(s.n) * s.k + double(m) * s.k + double(m) * s.n);
+        bench.time(who + " bf16", label(s, m), bf16_bytes, 2.0 * m * s.n * s.k, Peak::bf16, [&](cudaStream_t st) {
+          gemm.bf16(a.as<__nv_bfloat16>(), w.as<__nv_bfloat16>(), c.as<void>(), kernels::OutType::bf16, m, s.n, s.k, st);
+        });
+      }
+  }
+}
+
 // V3 decode absorption, 128 heads: q_nope [m, 128, 128] x W_UK_h [128, 512]; o_lat [m, 128, 512] x W_UV_h^T.
 KERNEL_BENCH(gemm_bf16_batched) {
   kernels::Gemm gemm;
