@@ -69,6 +69,7 @@ WorkerInitMsg init_msg(const Config& c, std::uint32_t rank, std::uint64_t group_
     b.setMaxNumSeqs(static_cast<std::uint32_t>(c.max_num_seqs));
     b.setMaxModelLen(static_cast<std::uint32_t>(c.max_model_len));
     b.setNumGpuBlocksOverride(c.num_gpu_blocks_override ? static_cast<std::uint32_t>(*c.num_gpu_blocks_override) : 0);
+    b.setEnforceEager(c.enforce_eager);
     auto sim = b.initSim();
     sim.setStepUs(c.sim.step_us);
     sim.setPrefillTokenUs(c.sim.prefill_token_us);

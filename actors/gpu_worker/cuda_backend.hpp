@@ -5,12 +5,18 @@
 // copies back only their tokens (and logprobs when asked).
 #include "actors/gpu_worker/backend.hpp"
 
+#include <cstdint>
 #include <memory>
+#include <span>
+#include <vector>
 
 namespace troupe {
 namespace cuda {
 class CudaModel;
 class GpuSampler;
+class GpuPromptLogprobs;
+struct StepChunk;
+struct DeviceLogits;
 }  // namespace cuda
 
 class CudaBackend final : public Backend {
@@ -23,8 +29,12 @@ class CudaBackend final : public Backend {
  private:
   std::unique_ptr<cuda::CudaModel> model_;
   std::unique_ptr<cuda::GpuSampler> sampler_;
+  // prompt_logprobs: every row of the requests that gather them goes through prompt_lps_ on the GPU while the
+  // model computes the step (forward's slices); the numbers land in WorkerRequest::prompt_lps.
+  cuda::DeviceLogits gather_prompt_logprobs(std::span<const cuda::StepChunk> chunks, const std::vector<WorkerRequest*>& active,
+                                            const std::vector<std::uint8_t>& all_rows);
+  std::unique_ptr<cuda::GpuPromptLogprobs> prompt_lps_;
   std::uint64_t seed_ = 0;
-  bool warned_prompt_logprobs_ = false;
 };
 
 }  // namespace troupe

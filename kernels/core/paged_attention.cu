@@ -15,6 +15,7 @@
 // prefill_attention.cu, the remaining tokens to decode_attention.cuh (same grid, same split partials);
 // this per-lane kernel serves the other head dims (8 .. 256) and GQA groups wider than 16.
 #include "kernels/core/ops.hpp"
+#include "kernels/core/paged_attention.hpp"
 #include "kernels/core/attention_params.cuh"
 #include "kernels/core/decode_attention.cuh"
 #include "kernels/core/prefill_attention.hpp"
@@ -196,9 +197,10 @@ __global__ void combine_splits_kernel(const float* part_acc, const float* part_m
   }
 }
 
-// The split partials live in one lazily allocated buffer per device (paged_attention has no workspace
-// argument). It is allocated on the first split launch, normally a warm-up step before any CUDA graph is
-// captured; a launch that would need it during capture before it exists runs unsplit instead.
+// The split partials live in one buffer per device (paged_attention has no workspace argument), never freed.
+// It is allocated by reserve_paged_attention_workspace (the cuda model, before capturing its decode graphs)
+// or else on the first split launch; a launch that would need it during capture before it exists runs
+// unsplit instead.
 constexpr std::size_t kSplitBufferBytes = std::size_t(16) << 20;
 struct SplitBuffer {
   std::mutex mu;
@@ -228,6 +230,15 @@ float* split_workspace(cudaStream_t s, int* sm_count) {
   }
   return b.ptr[dev];
 }
+
+}  // namespace
+
+void reserve_paged_attention_workspace() {
+  int sms = 0;
+  if (!split_workspace(nullptr, &sms)) throw std::runtime_error("paged_attention: cannot allocate the split buffer");
+}
+
+namespace {
 
 template <int D, int G>
 void launch(Params p, int tokens, cudaStream_t s) {

@@ -330,6 +330,31 @@ __device__ int draw(const float* x, int vocab, const SampleParams& P, float xmax
   return best.i == INT_MAX ? -1 : best.i;
 }
 
+__device__ float log_sum_exp(const float* x, int vocab, float xmax, Shared& sh) {
+  float s = 0;
+  for_each(x, vocab, [&](int, float xi) { s += expf(xi - xmax); });
+  return xmax + logf(block_sum(s, sh.f));
+}
+
+// The n best of a row in (value desc, id asc) order as logprobs, one block pass each (n <= 20: cheaper than a
+// sort); slots n..max_top-1 get id -1.
+__device__ void write_top(const float* x, int vocab, float lse, int n, int max_top, std::int32_t* ids, float* lps,
+                          Shared& sh) {
+  Pair prev{INFINITY, -1};
+  for (int j = 0; j < n; ++j) {  // the next best strictly after prev
+    Pair b{-INFINITY, INT_MAX};
+    for_each(x, vocab, [&](int i, float xi) {
+      const Pair c{xi, i};
+      if (better(prev, c) && better(c, b)) b = c;
+    });
+    b = block_best(b, sh.pair);
+    if (threadIdx.x == 0) ids[j] = b.i == INT_MAX ? -1 : b.i, lps[j] = b.v - lse;
+    prev = b;
+  }
+  if (threadIdx.x == 0)
+    for (int j = n; j < max_top; ++j) ids[j] = -1, lps[j] = -INFINITY;
+}
+
 __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, int vocab, const SampleParams* params,
                                                           std::int32_t* tokens, float* logprob, std::int32_t* top_ids,
                                                           float* top_logprobs, int max_logprobs) {
@@ -351,27 +376,35 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, i
   if (threadIdx.x == 0) tokens[row] = token;
   const int n_top = top_ids && P.num_logprobs > 0 ? min(P.num_logprobs, max_logprobs) : 0;
   if (!logprob && n_top == 0) return;
-  float s = 0;
-  for_each(x, vocab, [&](int, float xi) { s += expf(xi - best.v); });
-  const float lse = best.v + logf(block_sum(s, sh.f));
+  const float lse = log_sum_exp(x, vocab, best.v, sh);
   if (threadIdx.x == 0 && logprob) logprob[row] = x[token] - lse;
-  Pair prev{INFINITY, -1};
-  for (int j = 0; j < n_top; ++j) {  // the next best strictly after prev in (value desc, id asc) order
-    Pair b{-INFINITY, INT_MAX};
-    for_each(x, vocab, [&](int i, float xi) {
-      const Pair c{xi, i};
-      if (better(prev, c) && better(c, b)) b = c;
-    });
-    b = block_best(b, sh.pair);
-    if (threadIdx.x == 0) {
-      top_ids[row * max_logprobs + j] = b.i == INT_MAX ? -1 : b.i;
-      top_logprobs[row * max_logprobs + j] = b.v - lse;
-    }
-    prev = b;
-  }
-  if (top_ids && threadIdx.x == 0)
-    for (int j = n_top; j < max_logprobs; ++j)
-      top_ids[row * max_logprobs + j] = -1, top_logprobs[row * max_logprobs + j] = -INFINITY;
+  if (top_ids) write_top(x, vocab, lse, n_top, max_logprobs, top_ids + row * max_logprobs,
+                         top_logprobs + row * max_logprobs, sh);
+}
+
+// prompt_logprobs: one block per row; targets[row] < 0 marks a row that scores no prompt token.
+// rank = #{i : lp_i >= lp_target} with lp = x - lse in float, as the cpu's position_logprob counts it.
+__global__ void __launch_bounds__(kThreads) position_kernel(const float* logits, int vocab, const std::int32_t* targets,
+                                                            int n_top, int max_top, float* logprob, std::int32_t* rank,
+                                                            std::int32_t* top_ids, float* top_logprobs) {
+  __shared__ Shared sh;
+  const std::size_t row = blockIdx.x;
+  const int target = targets[row];
+  if (target < 0 || target >= vocab) return;
+  const float* x = logits + row * vocab;
+  Pair best{-INFINITY, INT_MAX};
+  for_each(x, vocab, [&](int i, float xi) {
+    const Pair c{xi, i};
+    if (better(c, best)) best = c;
+  });
+  best = block_best(best, sh.pair);
+  const float lse = log_sum_exp(x, vocab, best.v, sh);
+  const float own = x[target] - lse;
+  float ge = 0;
+  for_each(x, vocab, [&](int, float xi) { ge += (xi - lse) >= own ? 1.0f : 0.0f; });
+  ge = block_sum(ge, sh.f);  // exact: counts stay far below 2^24
+  if (threadIdx.x == 0) logprob[row] = own, rank[row] = std::int32_t(ge);
+  write_top(x, vocab, lse, n_top, max_top, top_ids + row * max_top, top_logprobs + row * max_top, sh);
 }
 
 __global__ void penalties_kernel(float* logits, int vocab, const SampleParams* params, const std::uint16_t* counts,
@@ -417,6 +450,16 @@ void sample(const float* logits, int rows, int vocab, const SampleParams* params
   sample_kernel<<<rows, kThreads, 0, s>>>(logits, vocab, params, tokens, logprob, top_ids, top_logprobs,
                                           max_logprobs);
   check_launch("sample");
+}
+
+void position_logprobs(const float* logits, int rows, int vocab, const std::int32_t* targets, int num_top, int max_top,
+                       float* logprob, std::int32_t* rank, std::int32_t* top_ids, float* top_logprobs, cudaStream_t s) {
+  if (rows <= 0) return;
+  if (vocab <= 0) throw std::invalid_argument("position_logprobs: empty vocabulary");
+  if (num_top < 0 || num_top > max_top) throw std::invalid_argument("position_logprobs: num_top outside [0, max_top]");
+  position_kernel<<<rows, kThreads, 0, s>>>(logits, vocab, targets, num_top, max_top, logprob, rank, top_ids,
+                                            top_logprobs);
+  check_launch("position_logprobs");
 }
 
 }  // namespace troupe::kernels

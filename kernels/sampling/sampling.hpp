@@ -35,4 +35,10 @@ void sample(const float* logits, int rows, int vocab, const SampleParams* params
             std::int32_t* tokens, float* logprob, std::int32_t* top_ids, float* top_logprobs, int max_logprobs,
             cudaStream_t s);
 
+// prompt_logprobs (vLLM): for each row with targets[row] in [0, vocab), the target's log-softmax logprob, its rank
+// (1 + tokens with a logprob >= its own, ties counted against it) and the num_top best tokens (value desc, id asc)
+// into top_ids / top_logprobs [rows, max_top] (unused slots: id -1). Rows with a negative target are skipped.
+void position_logprobs(const float* logits, int rows, int vocab, const std::int32_t* targets, int num_top, int max_top,
+                       float* logprob, std::int32_t* rank, std::int32_t* top_ids, float* top_logprobs, cudaStream_t s);
+
 }  // namespace troupe::kernels

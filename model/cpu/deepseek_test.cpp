@@ -173,6 +173,19 @@ BOOST_AUTO_TEST_CASE(v3_fp8_matches_transformers) {
   report("v3_fp8 paged decode", paged_decode(t));
 }
 
+// The wide-margin pair (margin.py: v3_bf16's weights, routers re-fitted so every route of the golden prompts
+// wins by >= 0.05): the GPU check's V3 checkpoints; here the oracle must match transformers on them too.
+BOOST_AUTO_TEST_CASE(v3_margin_matches_transformers) {
+  for (const char* name : {"v3_margin_bf16", "v3_margin_fp8"}) {
+    Tiny t = load_tiny(name);
+    BOOST_REQUIRE(t.config.arch == Arch::deepseek_v3 && t.config.n_group > 1);
+    const std::string n(name);
+    report(n + " full prompts (absorbed)", full_prompts(t, AttentionForm::absorbed));
+    report(n + " chunked prefill", chunked_prefill(t));
+    report(n + " paged decode", paged_decode(t));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(v2_lite_matches_transformers) {
   Tiny t = load_tiny("v2_lite");
   BOOST_REQUIRE(t.config.arch == Arch::deepseek_v2 && !t.config.q_lora_rank);

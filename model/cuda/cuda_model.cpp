@@ -1,11 +1,13 @@
 #include "model/cuda/cuda_model.hpp"
 
 #include "kernels/core/ops.hpp"
+#include "model/cuda/decode_graphs.hpp"
 #include "model/cuda/deepseek_cuda.hpp"
 #include "model/cuda/llama_cuda.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -31,11 +33,12 @@ CudaModel::CudaModel(const CudaModelOptions& opt, ModelConfig cfg) : opt_(opt), 
 }
 
 CudaModel::~CudaModel() {
-  if (stream_) {
-    cudaStreamSynchronize(stream_);
-    cudaStreamDestroy(stream_);
-  }
+  if (stream_) cudaStreamSynchronize(stream_);
+  graphs_.reset();
+  if (stream_) cudaStreamDestroy(stream_);
 }
+
+int CudaModel::num_decode_graphs() const { return graphs_ ? graphs_->num_graphs() : 0; }
 
 void CudaModel::upload_cos_sin(const std::vector<float>& inv_freq, float attention_factor) {
   const std::size_t half = inv_freq.size(), rot = 2 * half, P = opt_.max_model_len;
@@ -75,6 +78,9 @@ void CudaModel::finish_init(std::size_t kv_bytes_per_block) {
     q8_scale_ = arena_.take<float>(T * std::size_t(max_k_ / 128));
   }
   take_activations(arena_);
+  // The FP8 staging buffers at their largest now: a decode graph bakes their addresses in, and a later
+  // step that grew them (cudaFree + cudaMalloc) would leave the graph pointing at freed memory.
+  if (max_k_ > 0) gemm_->reserve_fp8(max_tokens_, max_fp8_n_, max_k_);
 
   limits_.vocab = cfg_.vocab_size;
   limits_.block_size = opt_.block_size;
@@ -107,6 +113,66 @@ void CudaModel::finish_init(std::size_t kv_bytes_per_block) {
                "tokens ({:.2f} GiB, {} KiB/block)",
                device_name_, double(total_b) / (1 << 30), double(arena_.used()) / (1 << 20), max_tokens_, num_blocks_,
                opt_.block_size, double(num_blocks_) * double(kv_bytes_per_block) / (1 << 30), kv_bytes_per_block >> 10);
+  if (!opt_.enforce_eager) capture_graphs();
+}
+
+kernels::AttnBatch CudaModel::attn_batch(const StepLayout& L, int max_seq_len) const {
+  auto* dev = step_dev_.get<std::int32_t>();
+  kernels::AttnBatch b;
+  b.num_tokens = L.num_tokens;
+  b.num_seqs = L.num_seqs;
+  b.token_seq = dev + L.token_seq;
+  b.positions = dev + L.positions;
+  b.slot_mapping = dev + L.slot_mapping;
+  b.block_tables = dev + L.block_tables;
+  b.seq_lens = dev + L.seq_lens;
+  b.max_blocks_per_seq = L.max_blocks;
+  b.block_size = int(opt_.block_size);
+  b.max_seq_len = max_seq_len;
+  return b;
+}
+
+void CudaModel::run_body(const kernels::AttnBatch& b, const std::int32_t* tokens) {
+  const int H = int(cfg_.hidden_size), T = b.num_tokens;
+  kernels::embedding(embed_, tokens, T, H, residual_, stream_);
+  const bf16* addend = run_layers(b, tokens);
+  kernels::add_rmsnorm(residual_, addend, final_norm_, float(cfg_.rms_norm_eps), T, H, normed_, stream_);
+}
+
+void CudaModel::upload_step(const std::vector<std::int32_t>& packed, int count) {
+  // The previous step's upload from step_host_ must be done before it is overwritten.
+  TROUPE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::memcpy(step_host_.get(), packed.data(), std::size_t(count) * 4);
+  TROUPE_CUDA_CHECK(cudaMemcpyAsync(step_dev_.get(), step_host_.get(), std::size_t(count) * 4,
+                                    cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaModel::capture_graphs() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int max_blocks = int(limits_.max_blocks_per_seq);
+  auto graphs = std::make_unique<DecodeGraphs>(decode_graph_batch_sizes(max_seqs_),
+                                               decode_graph_context_buckets(int(opt_.max_model_len)));
+  auto prepare = [&](int batch) {
+    const StepLayout P = pad_decode_step({}, StepLayout{}, batch, max_blocks, padded_);
+    upload_step(padded_, P.total);
+  };
+  auto record = [&](int batch, int context) {
+    const StepLayout P = decode_graph_layout(batch, max_blocks);
+    run_body(attn_batch(P, context), step_dev_.get<std::int32_t>() + P.tokens);
+  };
+  auto key = [&](int batch, int context) { return graph_plan_key(batch, context); };
+  try {
+    graphs->capture(stream_, prepare, record, key);
+  } catch (const std::exception& e) {
+    cudaStreamSynchronize(stream_);
+    cudaGetLastError();
+    spdlog::warn("cuda model: capturing the decode graphs failed ({}); every step runs eagerly", e.what());
+    return;
+  }
+  graphs_ = std::move(graphs);
+  spdlog::info("captured {} decode graphs in {:.2f} s (batch sizes up to {}, contexts up to {})",
+               graphs_->num_graphs(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+               std::min(max_seqs_, 256), opt_.max_model_len);
 }
 
 void CudaModel::linear(const bf16* x, int m, const Linear& w, bf16* out) {
@@ -128,33 +194,50 @@ const bf16* CudaModel::linear_residual(const bf16* x, int m, const Linear& w, bf
   return addend;
 }
 
-DeviceLogits CudaModel::forward(std::span<const StepChunk> chunks) {
+DeviceLogits CudaModel::forward(std::span<const StepChunk> chunks) { return forward(chunks, {}, {}); }
+
+DeviceLogits CudaModel::forward(std::span<const StepChunk> chunks, std::span<const std::uint8_t> all_rows,
+                                const LogitsSliceFn& on_slice) {
   const StepLayout L = pack_step(chunks, limits_, packed_);
   if (L.num_tokens == 0) return {logits_, 0};
-  // The previous step's upload from step_host_ must be done before it is overwritten.
-  TROUPE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  std::memcpy(step_host_.get(), packed_.data(), std::size_t(L.total) * 4);
+  // Decode-only steps (one token per sequence) replay a graph when one fits, on inputs padded to its batch.
+  DecodeGraphs::Hit hit;
+  if (graphs_ && use_graphs_ && L.num_tokens == L.num_seqs) hit = graphs_->find(L.num_seqs, L.max_seq_len);
+  const StepLayout U = hit.exec ? pad_decode_step(packed_, L, hit.batch, L.max_blocks, padded_) : L;
+  upload_step(hit.exec ? padded_ : packed_, U.total);
   auto* dev = step_dev_.get<std::int32_t>();
-  TROUPE_CUDA_CHECK(cudaMemcpyAsync(dev, step_host_.get(), std::size_t(L.total) * 4, cudaMemcpyHostToDevice, stream_));
-  kernels::AttnBatch b;
-  b.num_tokens = L.num_tokens;
-  b.num_seqs = L.num_seqs;
-  b.token_seq = dev + L.token_seq;
-  b.positions = dev + L.positions;
-  b.slot_mapping = dev + L.slot_mapping;
-  b.block_tables = dev + L.block_tables;
-  b.seq_lens = dev + L.seq_lens;
-  b.max_blocks_per_seq = L.max_blocks;
-  b.block_size = int(opt_.block_size);
-  b.max_seq_len = L.max_seq_len;
-  const int H = int(cfg_.hidden_size), T = L.num_tokens;
-  kernels::embedding(embed_, dev + L.tokens, T, H, residual_, stream_);
-  const bf16* addend = run_layers(b, dev + L.tokens);
-  kernels::add_rmsnorm(residual_, addend, final_norm_, float(cfg_.rms_norm_eps), T, H, normed_, stream_);
+  if (hit.exec) {
+    TROUPE_CUDA_CHECK(cudaGraphLaunch(hit.exec, stream_));
+    ++graph_steps_;
+  } else {
+    run_body(attn_batch(U, U.max_seq_len), dev + U.tokens);
+  }
+  const int H = int(cfg_.hidden_size);
+  if (!all_rows.empty()) all_row_logits(chunks, all_rows, on_slice);
   if (L.num_logits == 0) return {logits_, 0};
-  gather_rows_bf16(normed_, dev + L.logits_rows, L.num_logits, H, lm_in_, stream_);
+  gather_rows_bf16(normed_, dev + U.logits_rows, L.num_logits, H, lm_in_, stream_);
   gemm_->bf16(lm_in_, lm_head_.w, logits_, kernels::OutType::f32, L.num_logits, int(cfg_.vocab_size), H, stream_);
   return {logits_, L.num_logits};
+}
+
+// A chunk's rows are contiguous in normed_ (tokens are packed in chunk order), so slices need no gather:
+//   normed_  | chunk 0 | chunk 1 (all rows)          | chunk 2 |
+//                      [t0, t0+S) [t0+S, t0+2S) [..n)   S = max_seqs_ rows of logits_ per slice
+void CudaModel::all_row_logits(std::span<const StepChunk> chunks, std::span<const std::uint8_t> all_rows,
+                               const LogitsSliceFn& on_slice) {
+  const int H = int(cfg_.hidden_size), V = int(cfg_.vocab_size);
+  int t0 = 0;
+  for (std::size_t c = 0; c < chunks.size(); ++c) {
+    const int n = int(chunks[c].tokens.size());
+    if (c < all_rows.size() && all_rows[c])
+      for (int first = 0; first < n; first += max_seqs_) {
+        const int rows = std::min(max_seqs_, n - first);
+        gemm_->bf16(normed_ + std::size_t(t0 + first) * std::size_t(H), lm_head_.w, logits_, kernels::OutType::f32,
+                    rows, V, H, stream_);
+        on_slice(t0 + first, rows, logits_);
+      }
+    t0 += n;
+  }
 }
 
 std::unique_ptr<CudaModel> load_cuda_model(const CudaModelOptions& opt) {

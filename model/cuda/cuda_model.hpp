@@ -14,6 +14,7 @@
 #include "model/cuda/weight_loader.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,7 +36,12 @@ struct CudaModelOptions {
   // DeepSeek MoE router in float32 from the float32 residual (the oracle's arithmetic) instead of the
   // bf16 GEMM vLLM and SGLang use: for checks, where near-tied routes of random weights otherwise flip.
   bool exact_router = false;
+  // enforce-eager: no CUDA graphs. Otherwise decode-only steps of up to min(max-num-seqs, 256) sequences
+  // replay graphs captured at start-up (decode_graphs.hpp); prefill and mixed steps always run eagerly.
+  bool enforce_eager = false;
 };
+
+class DecodeGraphs;
 
 struct DeviceLogits {
   float* data = nullptr;  // [rows, vocab] float32, valid until the next forward (the sampler edits it)
@@ -50,11 +56,22 @@ class CudaModel {
   cudaStream_t stream() const { return stream_; }
   const std::string& device_name() const { return device_name_; }
   const CudaModelOptions& options() const { return opt_; }
+  // Decode graphs: how many were captured, whether forward may replay them (for eager/graph comparisons
+  // on one model), and how many steps replayed one so far.
+  int num_decode_graphs() const;
+  void set_use_graphs(bool on) { use_graphs_ = on; }
+  std::int64_t graph_steps() const { return graph_steps_; }
 
   // Runs every chunk's tokens (their KV is written at their positions), then the final norm and lm_head
   // for the last token of each non-empty chunk with wants_logits, in chunk order. Asynchronous: the
   // logits are ready when the stream is. Throws std::invalid_argument for bad token ids or block tables.
   DeviceLogits forward(std::span<const StepChunk> chunks);
+  // The same, and first every row of the chunks c with all_rows[c] != 0 (prompt_logprobs), in slices of at
+  // most max-num-seqs rows through the logits buffer: on_slice(first, rows, logits) gets step rows (token
+  // indices) [first, first + rows). It must only enqueue work on stream(): the next slice overwrites them.
+  using LogitsSliceFn = std::function<void(int first, int rows, const float* logits)>;
+  DeviceLogits forward(std::span<const StepChunk> chunks, std::span<const std::uint8_t> all_rows,
+                       const LogitsSliceFn& on_slice);
 
  protected:
   CudaModel(const CudaModelOptions& opt, ModelConfig cfg);
@@ -68,6 +85,10 @@ class CudaModel {
   // Every layer over residual_ (float32 [T, hidden]); returns a bf16 [T, hidden] addend still to be added
   // to the residual (an FP8 GEMM's output), or null.
   virtual const bf16* run_layers(const kernels::AttnBatch& b, const std::int32_t* tokens) = 0;
+  // A signature of the attention kernels' host-side planning for `tokens` decode rows planned for a longest
+  // sequence of `context`: decode graphs of one batch size with equal keys are one graph. Default: every
+  // context its own graph.
+  virtual std::int64_t graph_plan_key(int tokens, int context) const { return context; }
 
   // x [m, k] times w^T into out [m, n] bf16 (FP8 weights: the activations are quantized per 1x128 first).
   void linear(const bf16* x, int m, const Linear& w, bf16* out);
@@ -76,6 +97,9 @@ class CudaModel {
   const bf16* linear_residual(const bf16* x, int m, const Linear& w, bf16* addend);
   // The [max_positions, rot_dim] cos|sin table of ops.hpp's rope, from the inverse frequencies.
   void upload_cos_sin(const std::vector<float>& inv_freq, float attention_factor);
+  // forward's prompt_logprobs rows: lm_head over every row of the marked chunks, slice by slice.
+  void all_row_logits(std::span<const StepChunk> chunks, std::span<const std::uint8_t> all_rows,
+                      const LogitsSliceFn& on_slice);
 
   CudaModelOptions opt_;
   ModelConfig cfg_;
@@ -89,9 +113,16 @@ class CudaModel {
   DeviceBuffer cos_sin_;
   std::uint32_t num_blocks_ = 0;
   int max_tokens_ = 0, max_seqs_ = 0, max_k_ = 0;  // max_k_: widest FP8 GEMM input
+  int max_fp8_n_ = 0;                              // widest FP8 GEMM output (the staging reservation)
   float* residual_ = nullptr;                      // [max_tokens, hidden] float32
 
  private:
+  kernels::AttnBatch attn_batch(const StepLayout& L, int max_seq_len) const;
+  // embedding, every layer, the final norm into normed_: the part of a step a decode graph holds.
+  void run_body(const kernels::AttnBatch& b, const std::int32_t* tokens);
+  void upload_step(const std::vector<std::int32_t>& packed, int count);
+  void capture_graphs();
+
   Arena arena_;
   fp8* q8_ = nullptr;
   float* q8_scale_ = nullptr;
@@ -100,7 +131,10 @@ class CudaModel {
   float* logits_ = nullptr; // [max_seqs, vocab]
   DeviceBuffer step_dev_;
   PinnedBuffer step_host_;
-  std::vector<std::int32_t> packed_;
+  std::vector<std::int32_t> packed_, padded_;
+  std::unique_ptr<DecodeGraphs> graphs_;
+  bool use_graphs_ = true;
+  std::int64_t graph_steps_ = 0;
   StepLimits limits_;
 };
 

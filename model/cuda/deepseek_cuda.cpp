@@ -2,6 +2,7 @@
 
 #include "kernels/core/ops.hpp"
 #include "kernels/mla/mla.hpp"
+#include "kernels/mla/mla_plan.hpp"
 #include "model/cpu/rope_yarn.hpp"
 
 #include <spdlog/spdlog.h>
@@ -50,6 +51,7 @@ DeepseekCudaModel::DeepseekCudaModel(const CudaModelOptions& opt, const ModelCon
   interleave_ = r.interleave;
   scale_ = float(cpu::softmax_scale(cfg_));
   upload_cos_sin(r.inv_freq, r.attention_factor);
+  TROUPE_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, opt.device));
   mla_ws_bytes_ = kernels::mla_workspace_bytes(max_tokens_, heads_, kvr_, int(opt.max_model_len), int(opt.block_size));
   if (cfg_.n_routed_experts) {
     for (const Layer& L : layers_)
@@ -62,6 +64,15 @@ DeepseekCudaModel::DeepseekCudaModel(const CudaModelOptions& opt, const ModelCon
 }
 
 DeepseekCudaModel::~DeepseekCudaModel() = default;
+
+// The absorbed MLA's split-KV plan is the only host-side choice that follows the context: every context
+// whose plan does not split shares one graph (captured for the longest, so its single split covers all).
+std::int64_t DeepseekCudaModel::graph_plan_key(int tokens, int context) const {
+  namespace md = kernels::mla_detail;
+  if (kvr_ != md::kFastLatent || rope_ != md::kFastRope) return 0;  // the generic kernel never splits
+  const md::MlaPlan p = md::plan_fast(tokens, heads_, context, sm_count_);
+  return p.splits == 1 ? 0 : (std::int64_t(p.splits) << 32) | p.split_len;
+}
 
 void DeepseekCudaModel::load(WeightLoader& w) {
   const std::int64_t H = cfg_.hidden_size, V = cfg_.vocab_size;

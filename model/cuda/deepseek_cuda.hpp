@@ -53,12 +53,14 @@ class DeepseekCudaModel final : public CudaModel {
   const bf16* feed_forward(const Layer& L, int T);
   void route(const Layer& L, int T);
   void track_fp8(const Linear& l) {
-    if (l.is_fp8()) max_k_ = std::max(max_k_, l.k);
+    if (l.is_fp8()) max_k_ = std::max(max_k_, l.k), max_fp8_n_ = std::max(max_fp8_n_, l.n);
   }
+  std::int64_t graph_plan_key(int tokens, int context) const override;
 
   int heads_, q_lora_, kvr_, nope_, rope_, v_, qk_, row_;  // row_: latent + rope, the cache row width
   int max_inter_ = 0;
   float scale_ = 1.0f;
+  int sm_count_ = 1;  // the MLA split plan's, for graph_plan_key
   bool interleave_ = true;
   kernels::MoeRouting routing_;
   std::vector<Layer> layers_;

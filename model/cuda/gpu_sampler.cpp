@@ -124,4 +124,55 @@ std::vector<SampleResult> GpuSampler::sample(float* logits, std::span<const Samp
   return out;
 }
 
+GpuPromptLogprobs::GpuPromptLogprobs(int max_tokens, int vocab, cudaStream_t s)
+    : max_tokens_(max_tokens),
+      vocab_(vocab),
+      s_(s),
+      targets_(std::size_t(max_tokens) * 4),
+      logprob_(std::size_t(max_tokens) * 4),
+      rank_(std::size_t(max_tokens) * 4),
+      top_ids_(std::size_t(max_tokens) * kMaxTop * 4),
+      top_lp_(std::size_t(max_tokens) * kMaxTop * 4),
+      h_targets_(std::size_t(max_tokens) * 4),
+      h_logprob_(std::size_t(max_tokens) * 4),
+      h_rank_(std::size_t(max_tokens) * 4),
+      h_top_ids_(std::size_t(max_tokens) * kMaxTop * 4),
+      h_top_lp_(std::size_t(max_tokens) * kMaxTop * 4) {}
+
+void GpuPromptLogprobs::begin(std::span<const std::int32_t> targets) {
+  if (targets.size() > std::size_t(max_tokens_)) throw std::invalid_argument("prompt logprobs: more rows than tokens");
+  std::copy(targets.begin(), targets.end(), h_targets_.get<std::int32_t>());
+  TROUPE_CUDA_CHECK(cudaMemcpyAsync(targets_.get(), h_targets_.get(), targets.size() * 4, cudaMemcpyHostToDevice, s_));
+}
+
+void GpuPromptLogprobs::add(const float* logits, int first, int rows, int num_top) {
+  if (first < 0 || rows < 0 || first + rows > max_tokens_) throw std::invalid_argument("prompt logprobs: bad rows");
+  const std::size_t f = std::size_t(first);
+  kernels::position_logprobs(logits, rows, vocab_, targets_.get<std::int32_t>() + f, std::clamp(num_top, 0, kMaxTop),
+                             kMaxTop, logprob_.get<float>() + f, rank_.get<std::int32_t>() + f,
+                             top_ids_.get<std::int32_t>() + f * kMaxTop, top_lp_.get<float>() + f * kMaxTop, s_);
+}
+
+void GpuPromptLogprobs::finish(int rows) {
+  const std::size_t n = std::size_t(std::clamp(rows, 0, max_tokens_));
+  TROUPE_CUDA_CHECK(cudaMemcpyAsync(h_logprob_.get(), logprob_.get(), n * 4, cudaMemcpyDeviceToHost, s_));
+  TROUPE_CUDA_CHECK(cudaMemcpyAsync(h_rank_.get(), rank_.get(), n * 4, cudaMemcpyDeviceToHost, s_));
+  TROUPE_CUDA_CHECK(cudaMemcpyAsync(h_top_ids_.get(), top_ids_.get(), n * kMaxTop * 4, cudaMemcpyDeviceToHost, s_));
+  TROUPE_CUDA_CHECK(cudaMemcpyAsync(h_top_lp_.get(), top_lp_.get(), n * kMaxTop * 4, cudaMemcpyDeviceToHost, s_));
+  TROUPE_CUDA_CHECK(cudaStreamSynchronize(s_));
+}
+
+PositionLogprob GpuPromptLogprobs::result(int t, int num_top) const {
+  PositionLogprob r;
+  r.logprob = h_logprob_.get<float>()[t];
+  r.rank = std::uint32_t(h_rank_.get<std::int32_t>()[t]);
+  const std::size_t at = std::size_t(t) * kMaxTop;
+  for (int j = 0; j < std::clamp(num_top, 0, kMaxTop); ++j) {
+    const std::int32_t id = h_top_ids_.get<std::int32_t>()[at + std::size_t(j)];
+    if (id >= 0) r.top.push_back({id, h_top_lp_.get<float>()[at + std::size_t(j)]});
+  }
+  return r;
+}
+
 }  // namespace troupe::cuda
+

@@ -40,4 +40,28 @@ class GpuSampler {
   std::vector<std::uint8_t> h_prompt_mask_;
 };
 
+// prompt_logprobs on the GPU: each prompt row's logprob and rank of the next prompt token and its top N, for
+// rows handed over in slices as the model computes them (CudaModel::forward's slice callback). Rows are
+// indexed by the step's token index; only the numbers come back to the host, in one copy at finish().
+class GpuPromptLogprobs {
+ public:
+  static constexpr int kMaxTop = GpuSampler::kMaxLogprobs;
+  GpuPromptLogprobs(int max_tokens, int vocab, cudaStream_t s);
+  // targets[t]: the token step row t scores, or -1. Uploads them (asynchronously) for the step's slices.
+  void begin(std::span<const std::int32_t> targets);
+  // Rows [first, first + rows) of the step, logits [rows, vocab] valid until the stream moves on.
+  void add(const float* logits, int first, int rows, int num_top);
+  // Waits for the stream and copies the numbers of rows [0, rows) back.
+  void finish(int rows);
+  // Step row t's result (after finish; t must have had a target). num_top: as passed to add.
+  PositionLogprob result(int t, int num_top) const;
+
+ private:
+  int max_tokens_, vocab_;
+  cudaStream_t s_;
+  DeviceBuffer targets_, logprob_, rank_, top_ids_, top_lp_;
+  PinnedBuffer h_targets_, h_logprob_, h_rank_, h_top_ids_, h_top_lp_;
+};
+
 }  // namespace troupe::cuda
+

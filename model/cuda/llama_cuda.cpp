@@ -1,6 +1,7 @@
 #include "model/cuda/llama_cuda.hpp"
 
 #include "kernels/core/ops.hpp"
+#include "kernels/core/paged_attention.hpp"
 #include "model/cpu/llama.hpp"
 
 #include <spdlog/spdlog.h>
@@ -27,6 +28,7 @@ LlamaCudaModel::LlamaCudaModel(const CudaModelOptions& opt, const ModelConfig& c
   }
   upload_cos_sin(cpu::llama_inv_freq(cfg_), 1.0f);
   const std::size_t per_block = std::size_t(cfg_.num_hidden_layers) * 2 * opt.block_size * std::size_t(kv_dim_) * 2;
+  kernels::reserve_paged_attention_workspace();  // before the KV cache takes the memory; graphs need its address
   finish_init(per_block);
   spdlog::info("cuda {}: {} layers, hidden {}, heads {}/{} x {}, ffn {}, vocab {}", cfg_.architecture,
                cfg_.num_hidden_layers, cfg_.hidden_size, heads_, kv_heads_, hd_, ff_, cfg_.vocab_size);
@@ -70,7 +72,7 @@ void LlamaCudaModel::load(WeightLoader& w) {
     L.gate_up = {gu, nullptr, nullptr, int(2 * ff), int(d)};
     L.down = w.linear(p + "mlp.down_proj.weight", d, ff);
     for (const Linear* l : {&L.o, &L.down})
-      if (l->is_fp8()) max_k_ = std::max(max_k_, l->k);
+      if (l->is_fp8()) max_k_ = std::max(max_k_, l->k), max_fp8_n_ = std::max(max_fp8_n_, l->n);
   }
 }
 

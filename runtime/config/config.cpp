@@ -120,6 +120,8 @@ const std::vector<KeySpec>& key_table() {
       {"seed", K::UInt64, field(&Config::seed), "random seed for sampling"},
       {"skip-tokenizer-init", K::Bool, field(&Config::skip_tokenizer_init),
        "load no tokenizer: prompts must be token ids, replies carry token ids and empty text"},
+      {"enforce-eager", K::Bool, field(&Config::enforce_eager),
+       "cuda backend: run every step eagerly (no CUDA graphs for decode batches)"},
       {"backend", K::Enum, field(&Config::backend), "execution backend", one_of({"cuda", "cpu", "sim"})},
       {"nodes", K::Int, field(&Config::nodes), "hosts the deployment spans, the head included", at_least(1)},
       {"join-host", K::String, field(&Config::join_host), "address the join port binds (nodes > 1)", {},

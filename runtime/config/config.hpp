@@ -42,6 +42,7 @@ struct Config {
   std::optional<int> num_gpu_blocks_override;  // num-gpu-blocks-override: >= 1
   std::uint64_t seed = 0;                  // seed
   bool skip_tokenizer_init = false;        // skip-tokenizer-init: no tokenizer; prompts are token ids, replies ids
+  bool enforce_eager = false;              // enforce-eager: no CUDA graphs for decode steps (cuda backend)
   // --- Troupe's own ---
   std::string backend = "cpu";             // backend: cuda | cpu | sim (cpu + no model = the embedded stories260K)
   int nodes = 1;                           // nodes: >= 1 (the head counts; tensor-parallel-size divides evenly)

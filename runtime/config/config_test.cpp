@@ -294,7 +294,7 @@ BOOST_AUTO_TEST_CASE(help_lists_every_key) {
                           "load-format", "dtype", "kv-cache-dtype", "reasoning-parser", "host", "port",
                           "num-gpu-blocks-override", "seed", "backend", "nodes", "http-threads",
                           "max-waiting-requests", "shutdown-grace-seconds", "log-level", "sim-step-us",
-                          "sim-prefill-token-us", "sim-decode-seq-us", "sim-vocab-size", "skip-tokenizer-init",
+                          "sim-prefill-token-us", "sim-decode-seq-us", "sim-vocab-size", "skip-tokenizer-init", "enforce-eager",
                           "join-host", "join-port", "join-token", "node-timeout-seconds", "heartbeat-interval-ms",
                           "heartbeat-timeout-ms"}) {
     BOOST_TEST_CONTEXT(key) {

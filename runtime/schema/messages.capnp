@@ -142,6 +142,7 @@ struct WorkerInit {
   maxNumSeqs @12 :UInt32 = 256;
   maxModelLen @13 :UInt32 = 4096;
   numGpuBlocksOverride @14 :UInt32;  # 0: sized from memory
+  enforceEager @15 :Bool;        # cuda backend: no CUDA graphs for decode steps
 }
 struct WorkerReady {
   rank @0 :UInt32;

@@ -1,13 +1,19 @@
 // troupe_cuda_check: the cuda model against the cpu oracle (model/cpu) on the device. A plain program
 // (the GPU machine has no Boost or CAF): prints one line per check and exits 1 when any fails.
 //
-//   troupe_cuda_check [--root DIR] [--bisect]     (DIR: the source tree, default ".")
-//   troupe_cuda_check --smoke CONFIG_DIR L1 L2     (dummy weights, timing: smoke.cpp)
+//   troupe_cuda_check [--root DIR] [--bisect] [--rows]   (DIR: the source tree, default "."; --rows: per-row
+//                                                        differences of the chunked and decode steps)
+//   troupe_cuda_check --smoke CONFIG_DIR L1 L2 [--eager]   (dummy weights, timing eager vs decode
+//                                                           graphs: smoke.cpp; --eager captures none)
 //
 // Per checkpoint (stories260K; the tiny DeepSeek v3_bf16, v3_fp8, v2_lite of tests/data/deepseek_tiny):
 //   1. full prompts of 1, 5, 17, 64 and 120 tokens, all in one mixed step, over shuffled block tables;
 //   2. the same prompts again through chunked prefill (13-token chunks) interleaved with paged decode
 //      steps (teacher-forced with the oracle's argmax, so both models see the same tokens);
+// Step 2 runs on two GPU models fed the same steps: one replaying decode CUDA graphs (decode_graphs.hpp;
+// the paged decode steps must go through them) and one with enforce-eager; both are checked against the
+// oracle, and their decode rows against each other (bit-identical where the padded batch picks the same
+// kernels; reported, not checked).
 // comparing the last-token logits of every chunk that has them: max |dlogit| relative to the row's
 // largest |logit|, and argmax agreement (a disagreement where the oracle's two best logits are closer
 // than the tolerance counts as a tie, not a failure). Then stories260K greedy text against llama2.c's:
@@ -22,6 +28,10 @@
 // rows are allowed max(tolerance, 2 x the oracle's own envelope for that prompt over 3 perturbations); every
 // row must be within its allowance and agree on argmax (or tie within it). Stories260K (dense): the tolerance.
 // --bisect (the tiny checkpoints cut to 1, 2, 3 layers) shows where rows part.
+// Since issue 7 the near-tie pair (v3_bf16, v3_fp8) is reported only (INFO): the wide-margin pair v3_margin_bf16 /
+// v3_margin_fp8 (tests/data/deepseek_tiny/margin.py: every route wins by >= 0.05, unit attention gain) checks the
+// V3 path against the plain tolerances, no envelope (check_wide_margin), and decode_consistency.cpp compares GPU
+// decode rows with GPU prefill rows of the same tokens.
 //
 // Tolerances (why): weights are identical (the oracle upcasts the same bf16 values), so the difference is
 // the GPU's bf16 activations: each rounding is within 2^-9 relative, a layer rounds its activations about
@@ -76,16 +86,19 @@ struct Stats {
 };
 
 bool g_counted = true;  // false: informational lines (the production bf16 router), not pass/fail
+// true while the near-tie V3 pair (v3_bf16, v3_fp8) runs: its routes flip under bf16 noise, so its lines are
+// reported, never counted; the wide-margin pair (check_wide_margin) is what checks the V3 path.
+bool g_near_tie = false;
 // Per prompt: the allowed max |dlogit| / max |logit| of its rows (the tolerance, or more where the oracle's
 // own envelope is wider: see the header).
 std::vector<float> g_allow;
 
 void report(const std::string& what, const Stats& s, float tol) {
   const bool ok = s.compared > 0 && s.within == s.compared && s.agree + s.ties == s.compared;
-  if (!ok && g_counted) ++g_failures;
+  if (!ok && g_counted && !g_near_tie) ++g_failures;
   std::printf("%s %-44s rows %3d, %3d within allowance (tol %.0f%%)  max|dlogit| %.4g (%.2f%% of max|logit|)  "
               "argmax %d/%d (+%d ties)\n",
-              !g_counted ? "INFO" : ok ? "PASS" : "FAIL", what.c_str(), s.compared, s.within, 100 * tol, s.max_abs,
+              !g_counted || g_near_tie ? "INFO" : ok ? "PASS" : "FAIL", what.c_str(), s.compared, s.within, 100 * tol, s.max_abs,
               100 * s.max_rel, s.agree, s.compared, s.ties);
 }
 
@@ -138,34 +151,44 @@ struct BlockPool {
   }
 };
 
+// One GPU model's rows of a step, copied to the host.
+void run_gpu(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& g, std::vector<float>& host, int& rows) {
+  cuda::DeviceLogits dl = m.forward(g);
+  host.resize(std::size_t(dl.rows) * m.config().vocab_size);
+  TROUPE_CUDA_CHECK(cudaStreamSynchronize(m.stream()));
+  TROUPE_CUDA_CHECK(cudaMemcpy(host.data(), dl.data, host.size() * 4, cudaMemcpyDeviceToHost));
+  rows = dl.rows;
+}
+
 struct Pair {
   std::unique_ptr<cpu::CpuModel> cpu;
   std::unique_ptr<cuda::CudaModel> gpu;
-  std::vector<float> host;
-  // Runs one step on both; returns per chunk with logits: (oracle row, gpu row pointer into host).
-  std::vector<std::vector<float>> step(const std::vector<cpu::Chunk>& chunks, std::vector<const float*>& got) {
+  std::unique_ptr<cuda::CudaModel> eager;  // enforce-eager twin fed the same steps (null: none)
+  std::vector<float> host, host_eager;
+  // Runs one step on all; returns per chunk with logits: (oracle row, gpu row pointer into host); `got_eager`
+  // gets the eager twin's rows when there is one.
+  std::vector<std::vector<float>> step(const std::vector<cpu::Chunk>& chunks, std::vector<const float*>& got,
+                                       std::vector<const float*>* got_eager = nullptr) {
     std::vector<cuda::StepChunk> g;
     for (const auto& c : chunks) g.push_back({c.tokens, c.start_pos, c.block_table, c.wants_logits});
-    cuda::DeviceLogits dl = gpu->forward(g);
     const std::size_t V = gpu->config().vocab_size;
-    host.resize(std::size_t(dl.rows) * V);
-    TROUPE_CUDA_CHECK(cudaStreamSynchronize(gpu->stream()));
-    TROUPE_CUDA_CHECK(cudaMemcpy(host.data(), dl.data, host.size() * 4, cudaMemcpyDeviceToHost));
+    int rows = 0, rows_eager = 0;
+    run_gpu(*gpu, g, host, rows);
+    if (eager) run_gpu(*eager, g, host_eager, rows_eager);
     auto ref = cpu->forward(chunks);
-    if (ref.size() != std::size_t(dl.rows)) throw std::runtime_error("check: logits row counts differ");
+    if (ref.size() != std::size_t(rows) || (eager && rows_eager != rows))
+      throw std::runtime_error("check: logits row counts differ");
     got.clear();
-    for (int r = 0; r < dl.rows; ++r) got.push_back(host.data() + std::size_t(r) * V);
+    for (int r = 0; r < rows; ++r) got.push_back(host.data() + std::size_t(r) * V);
+    if (got_eager) {
+      got_eager->clear();
+      for (int r = 0; eager && r < rows; ++r) got_eager->push_back(host_eager.data() + std::size_t(r) * V);
+    }
     return ref;
   }
 };
 
-Pair load_pair(const std::string& dir, bool exact_router) {
-  Pair p;
-  cpu::CpuModelOptions co;
-  co.model_dir = dir;
-  co.block_size = kBlockSize;
-  co.num_blocks = kNumBlocks;
-  p.cpu = cpu::load_cpu_model(co);
+cuda::CudaModelOptions gpu_options(const std::string& dir, bool exact_router) {
   cuda::CudaModelOptions go;
   go.model_dir = dir;
   go.block_size = kBlockSize;
@@ -174,7 +197,22 @@ Pair load_pair(const std::string& dir, bool exact_router) {
   go.max_model_len = 1024;
   go.num_blocks_override = kNumBlocks;
   go.exact_router = exact_router;
+  return go;
+}
+
+Pair load_pair(const std::string& dir, bool exact_router, bool with_eager = false) {
+  Pair p;
+  cpu::CpuModelOptions co;
+  co.model_dir = dir;
+  co.block_size = kBlockSize;
+  co.num_blocks = kNumBlocks;
+  p.cpu = cpu::load_cpu_model(co);
+  cuda::CudaModelOptions go = gpu_options(dir, exact_router);
   p.gpu = cuda::load_cuda_model(go);
+  if (with_eager) {
+    go.enforce_eager = true;
+    p.eager = cuda::load_cuda_model(go);
+  }
   return p;
 }
 
@@ -199,29 +237,50 @@ std::vector<std::vector<float>> full_prompts(Pair& p, const std::vector<std::vec
   return ref;
 }
 
+// --rows: every chunked-prefill / decode row's max |dlogit| / max |logit| (which prompt, which position).
+bool g_row_detail = false;
+void row_detail(bool decoding, std::size_t prompt, std::size_t pos, const std::vector<float>& ref, const float* got) {
+  Stats one;
+  one.add(ref, got, 1.0f);
+  std::printf("     row %s prompt %zu position %zu: %.2f%%%s\n", decoding ? "decode " : "prefill", prompt, pos,
+              100 * one.max_rel, one.agree ? "" : " (argmax differs)");
+}
+
 // Chunked prefill interleaved with decode: each step gives every sequence its next <= 13 prompt tokens
-// or, once its prompt is in, one decode token (the oracle's argmax), until each has 6 outputs.
+// or, once its prompt is in, one decode token (the oracle's argmax), until each has 3 outputs; then 3 steps
+// decode every sequence at once (decode-only steps of 5 rows: the padded decode graph of 8). The rows are
+// those of 6 outputs in one phase (same tokens, same positions): only the batching differs.
 void chunked_and_decode(Pair& p, const std::vector<std::vector<std::int32_t>>& ps, BlockPool& pool,
                         const std::string& name, float tol) {
-  constexpr std::size_t kChunk = 13, kOutputs = 6;
+  constexpr std::size_t kChunk = 13, kOutputs = 3, kTail = 3;
   std::vector<std::vector<std::int32_t>> seqs = ps;
   std::vector<std::vector<std::uint32_t>> tables;
   std::vector<std::size_t> done(ps.size(), 0);
-  for (const auto& ids : ps) tables.push_back(pool.take(ids.size() + kOutputs));
-  Stats prefill, decode;
-  for (int step = 0; step < 64; ++step) {
+  std::vector<std::int32_t> next(ps.size(), 0);  // the oracle's argmax after each sequence's last row
+  std::size_t tail = 0;                          // kTail once the first phase is over
+  for (const auto& ids : ps) tables.push_back(pool.take(ids.size() + kOutputs + kTail));
+  Stats prefill, decode, decode_eager;
+  int graph_rows = 0, identical = 0;
+  float graph_vs_eager = 0;
+  const std::int64_t graph_steps0 = p.gpu->graph_steps();
+  for (int step = 0; step < 96; ++step) {
     std::vector<cpu::Chunk> chunks;
     std::vector<std::size_t> who;
     for (std::size_t i = 0; i < seqs.size(); ++i) {
-      if (seqs[i].size() >= ps[i].size() + kOutputs && done[i] == seqs[i].size()) continue;
+      if (seqs[i].size() >= ps[i].size() + kOutputs + tail && done[i] == seqs[i].size()) continue;
       const std::size_t n = std::min(kChunk, seqs[i].size() - done[i]);
       chunks.push_back({std::span(seqs[i]).subspan(done[i], n), std::uint32_t(done[i]), tables[i],
                         done[i] + n == seqs[i].size()});
       who.push_back(i);
     }
-    if (chunks.empty()) break;
-    std::vector<const float*> got;
-    auto ref = p.step(chunks, got);
+    if (chunks.empty() && tail) break;
+    if (chunks.empty()) {
+      tail = kTail;
+      for (std::size_t i = 0; i < seqs.size(); ++i) seqs[i].push_back(next[i]);
+      continue;
+    }
+    std::vector<const float*> got, got_eager;
+    auto ref = p.step(chunks, got, &got_eager);
     std::size_t r = 0;
     for (std::size_t c = 0; c < chunks.size(); ++c) {
       const std::size_t i = who[c];
@@ -229,13 +288,34 @@ void chunked_and_decode(Pair& p, const std::vector<std::vector<std::int32_t>>& p
       done[i] += chunks[c].tokens.size();
       if (!chunks[c].wants_logits) continue;
       (decoding ? decode : prefill).add(ref[r], got[r], g_allow.empty() ? tol : g_allow[i]);
-      if (seqs[i].size() < ps[i].size() + kOutputs)
-        seqs[i].push_back(std::int32_t(std::max_element(ref[r].begin(), ref[r].end()) - ref[r].begin()));
+      if (g_row_detail) row_detail(decoding, i, done[i], ref[r], got[r]);
+      if (decoding && !got_eager.empty()) {
+        decode_eager.add(ref[r], got_eager[r], g_allow.empty() ? tol : g_allow[i]);
+        const std::size_t V = ref[r].size();
+        float d = 0;
+        for (std::size_t v = 0; v < V; ++v) d = std::max(d, std::abs(got[r][v] - got_eager[r][v]));
+        graph_vs_eager = std::max(graph_vs_eager, d);
+        identical += std::memcmp(got[r], got_eager[r], V * 4) == 0;
+        ++graph_rows;
+      }
+      next[i] = std::int32_t(std::max_element(ref[r].begin(), ref[r].end()) - ref[r].begin());
+      if (seqs[i].size() < ps[i].size() + kOutputs + tail) seqs[i].push_back(next[i]);
       ++r;
     }
   }
   report(name + ": chunked prefill (13-token chunks)", prefill, tol);
-  report(name + ": paged decode steps", decode, tol);
+  const std::int64_t graph_steps = p.gpu->graph_steps() - graph_steps0;
+  report(name + ": paged decode steps (graphs)", decode, tol);
+  if (p.eager) {
+    report(name + ": paged decode steps (eager)", decode_eager, tol);
+    // The decode-only steps must have replayed graphs, or the line above checked the eager path twice.
+    const bool ok = graph_steps > 0 && p.gpu->num_decode_graphs() > 0;
+    if (!ok && g_counted) ++g_failures;
+    std::printf("%s %-44s %lld decode steps replayed %d graphs; rows graph vs eager: %d/%d bit-identical, "
+                "max|d| %.3g\n",
+                !g_counted ? "INFO" : ok ? "PASS" : "FAIL", (name + ": decode graphs used").c_str(),
+                (long long)graph_steps, p.gpu->num_decode_graphs(), identical, graph_rows, graph_vs_eager);
+  }
 }
 
 // llama2.c's `run -t 0 -n steps`: the prompt in one chunk, then argmax tokens until steps + 1 positions or BOS.
@@ -295,7 +375,7 @@ std::string truncated(const std::string& dir, int layers) {
 
 }  // namespace
 
-int run_smoke(const std::string& dir, int l1, int l2);  // smoke.cpp
+int run_smoke(const std::string& dir, int l1, int l2, bool eager);  // smoke.cpp
 std::vector<float> oracle_envelope(const std::string& dir, const std::vector<std::vector<std::int32_t>>& prompts,
                                    const std::vector<std::vector<float>>& ref, float eps, int seeds);  // envelope.cpp
 // Relative noise of the envelope's perturbations: about two bf16 roundings; FP8 checkpoints also round the
@@ -365,7 +445,7 @@ void check_case(const Case& c) {
     g_counted = exact;
     const std::string name = c.name + (deepseek ? (exact ? " f32-router" : " bf16-router") : "");
     try {
-      Pair p = load_pair(c.dir, exact);
+      Pair p = load_pair(c.dir, exact, /*with_eager=*/true);
       BlockPool pool;
       auto ps = prompts(c.dir, p.gpu->config().vocab_size);
       g_allow.clear();
@@ -381,7 +461,43 @@ void check_case(const Case& c) {
   g_counted = true;
 }
 
+// The wide-margin V3 pair (tests/data/deepseek_tiny/margin.py): transformers' float32 routing of these prompts
+// and their 6 greedy tokens (the decode steps above) wins every decision (group and expert) by >= 0.05 of the selection score, while
+// bf16 activations move a score by ~1e-3 (0.25 sigmoid slope x 0.4% of a unit logit) and FP8 ones by ~1e-2.
+// So no route can flip, no envelope is needed, and both routers (float32 and the production bf16 GEMM, whose
+// rounded weights move a score by ~5e-4) are held to the arithmetic tolerance. Each prompt's smallest margin
+// is printed: a failing row whose prompt has a wide margin is a bug, not a flip.
+void check_wide_margin(const Case& c) {
+  Checkpoint g = Checkpoint::open(c.dir + "/golden.safetensors");
+  std::printf("     %s: smallest route margin per prompt (2 MoE layers x (prompt + 6 greedy) tokens):", c.name.c_str());
+  for (int i = 0; g.has("prompt." + std::to_string(i) + ".route_margin"); ++i) {
+    const TensorView& t = g.tensor("prompt." + std::to_string(i) + ".route_margin");
+    std::vector<float> m(std::size_t(t.numel()));
+    std::memcpy(m.data(), t.data, m.size() * 4);
+    std::printf(" %.3f (%zu)", *std::min_element(m.begin(), m.end()), m.size());
+  }
+  std::printf("\n");
+  for (bool exact : {true, false}) {
+    const std::string name = c.name + (exact ? " f32-router" : " bf16-router");
+    try {
+      Pair p = load_pair(c.dir, exact, /*with_eager=*/true);
+      BlockPool pool;
+      auto ps = prompts(c.dir, p.gpu->config().vocab_size);
+      g_allow.clear();
+      full_prompts(p, ps, pool, name, c.tol);
+      chunked_and_decode(p, ps, pool, name, c.tol);
+    } catch (const std::exception& e) {
+      ++g_failures;
+      std::printf("FAIL %s: %s\n", name.c_str(), e.what());
+    }
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
+
+int check_prompt_logprobs(const std::string& root);  // prompt_logprobs_check.cpp
+void decode_consistency(const std::string& dir, const std::string& name);  // decode_consistency.cpp
 
 int main(int argc, char** argv) {
   std::string root = ".";
@@ -389,9 +505,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--root" && i + 1 < argc) root = argv[i + 1];
     if (std::string(argv[i]) == "--bisect") bisect = true;
+    if (std::string(argv[i]) == "--rows") g_row_detail = true;
     if (std::string(argv[i]) == "--smoke" && i + 3 < argc) {
+      const bool eager = i + 4 < argc && std::string(argv[i + 4]) == "--eager";
       try {
-        return run_smoke(argv[i + 1], std::atoi(argv[i + 2]), std::atoi(argv[i + 3]));
+        return run_smoke(argv[i + 1], std::atoi(argv[i + 2]), std::atoi(argv[i + 3]), eager);
       } catch (const std::exception& e) {
         std::printf("FAIL smoke %s: %s\n", argv[i + 1], e.what());
         return 1;
@@ -403,9 +521,32 @@ int main(int argc, char** argv) {
       {"stories260K", root + "/models/stories260K", 0.08f},
       {"v3_bf16", root + "/tests/data/deepseek_tiny/v3_bf16", 0.05f},
       {"v3_fp8", root + "/tests/data/deepseek_tiny/v3_fp8", 0.25f},
-      {"v2_lite", root + "/tests/data/deepseek_tiny/v2_lite", 0.05f},
+      // 8%, not 5%: make_tiny.py doubles q_proj / kv_a_proj (peaky attention, scores up to ~20), which turns bf16's
+      // 2^-9 on q and k into ~4% on attention weights. Measured (decode_consistency.cpp): its rows reach 6.6% of
+      // max|logit| in a single prefill too, and GPU decode vs GPU prefill differ by <= 0.34%: not the decode path.
+      {"v2_lite", root + "/tests/data/deepseek_tiny/v2_lite", 0.08f},
   };
-  for (const Case& c : cases) check_case(c);
+  for (const Case& c : cases) {
+    g_near_tie = c.name == "v3_bf16" || c.name == "v3_fp8";
+    check_case(c);
+    g_near_tie = false;
+  }
+  for (const Case& c : {Case{"v3_margin_bf16", root + "/tests/data/deepseek_tiny/v3_margin_bf16", 0.05f},
+                        Case{"v3_margin_fp8", root + "/tests/data/deepseek_tiny/v3_margin_fp8", 0.25f}})
+    check_wide_margin(c);
+  for (const char* name : {"v3_margin_bf16", "v3_margin_fp8", "v3_fp8", "v2_lite"}) {
+    try {
+      decode_consistency(root + "/tests/data/deepseek_tiny/" + name, name);
+    } catch (const std::exception& e) {
+      std::printf("INFO decode consistency %s: %s\n", name, e.what());
+    }
+  }
+  try {
+    g_failures += check_prompt_logprobs(root);
+  } catch (const std::exception& e) {
+    ++g_failures;
+    std::printf("FAIL prompt_logprobs: %s\n", e.what());
+  }
   try {
     stories_greedy(root, "golden_t0_n64_once_upon_a_time.ids", 5, 64, 65);
     stories_greedy(root, "golden_t0_n256_noprompt.ids", 1, 256, 200);

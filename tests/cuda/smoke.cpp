@@ -2,6 +2,9 @@
 // layers, dummy weights filled on the GPU (FP8 where the config is block-quantized), run through decode
 // steps of batch 1, 64 and 256 (context 1024) and a 4096-token prefill. Checks that every logit is finite
 // and prints the time per step; (t(L2) - t(L1)) / (L2 - L1) is the time of one of the extra layers.
+// Decode steps are timed twice on the same model: eager, then replaying the decode CUDA graphs (decode
+// rows at context 300 too: their graphs plan split-KV for the 512 bucket). With --eager no graph is
+// captured at all (enforce-eager, as a server would run): both columns are then eager.
 #include "model/cuda/cuda_model.hpp"
 
 #include <chrono>
@@ -9,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <vector>
 
@@ -32,9 +36,19 @@ std::string with_layers(const std::string& dir, int layers) {
 }
 
 struct Timing {
-  std::vector<double> ms;  // decode 1, 64, 256; prefill 4096
+  std::vector<double> ms;  // per row of kRows: eager, then graphs (the prefill row: eager twice)
   bool finite = true;
+  int graphs = 0;
+  std::int64_t graph_steps = 0;
 };
+
+struct Row {
+  const char* what;
+  int batch, context;  // context 0: the 4096-token prefill
+};
+constexpr Row kRows[] = {{"decode batch 1", 1, 1024},       {"decode batch 64", 64, 1024},
+                         {"decode batch 256", 256, 1024},   {"decode b1 ctx 300", 1, 300},
+                         {"decode b64 ctx 300", 64, 300},   {"prefill 4096 tokens", 4096, 0}};
 
 // Mean ms of `iters` forwards of `chunks` after one warm-up; checks the first logits row is finite.
 double time_step(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& chunks, bool& finite) {
@@ -51,7 +65,7 @@ double time_step(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& chunks,
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
 }
 
-Timing measure(const std::string& dir) {
+Timing measure(const std::string& dir, bool eager) {
   cuda::CudaModelOptions o;
   o.model_dir = dir;
   o.dummy_weights = true;
@@ -60,6 +74,7 @@ Timing measure(const std::string& dir) {
   o.max_num_seqs = 256;
   o.max_model_len = 4096;
   o.num_blocks_override = 256 * 64 + 256;
+  o.enforce_eager = eager;
   auto m = cuda::load_cuda_model(o);
   Timing t;
   std::vector<std::int32_t> tokens(4096);
@@ -67,28 +82,38 @@ Timing measure(const std::string& dir) {
   std::vector<std::vector<std::uint32_t>> tables(256);
   for (std::uint32_t s = 0; s < 256; ++s)
     for (std::uint32_t b = 0; b < 64; ++b) tables[s].push_back(s * 64 + b);
-  for (int batch : {1, 64, 256}) {
-    std::vector<cuda::StepChunk> chunks;
-    for (int s = 0; s < batch; ++s)
-      chunks.push_back({std::span(tokens).subspan(std::size_t(s), 1), 1023, tables[std::size_t(s)], true});
-    t.ms.push_back(time_step(*m, chunks, t.finite));
-  }
   std::vector<std::uint32_t> big;
   for (std::uint32_t b = 0; b < 256; ++b) big.push_back(256 * 64 + b);
-  std::vector<cuda::StepChunk> prefill = {{tokens, 0, big, true}};
-  t.ms.push_back(time_step(*m, prefill, t.finite));
+  for (const Row& r : kRows) {
+    std::vector<cuda::StepChunk> chunks;
+    if (r.context == 0) chunks = {{tokens, 0, big, true}};
+    for (int s = 0; r.context && s < r.batch; ++s)
+      chunks.push_back({std::span(tokens).subspan(std::size_t(s), 1), std::uint32_t(r.context - 1),
+                        tables[std::size_t(s)], true});
+    for (bool graphs : {false, true}) {
+      m->set_use_graphs(graphs);
+      t.ms.push_back(time_step(*m, chunks, t.finite));
+    }
+  }
+  t.graphs = m->num_decode_graphs();
+  t.graph_steps = m->graph_steps();
   return t;
 }
 
 }  // namespace
 
-int run_smoke(const std::string& dir, int l1, int l2) {
-  Timing a = measure(with_layers(dir, l1)), b = measure(with_layers(dir, l2));
-  const char* what[] = {"decode batch 1", "decode batch 64", "decode batch 256", "prefill 4096 tokens"};
-  const bool ok = a.finite && b.finite;
-  std::printf("%s smoke %s: dummy weights, logits finite: %s\n", ok ? "PASS" : "FAIL", dir.c_str(), ok ? "yes" : "NO");
-  for (int i = 0; i < 4; ++i)
-    std::printf("     %-20s %2d layers %8.3f ms, %2d layers %8.3f ms  -> %.3f ms per extra layer\n", what[i], l1,
-                a.ms[std::size_t(i)], l2, b.ms[std::size_t(i)], (b.ms[std::size_t(i)] - a.ms[std::size_t(i)]) / (l2 - l1));
+int run_smoke(const std::string& dir, int l1, int l2, bool eager) {
+  Timing a = measure(with_layers(dir, l1), eager), b = measure(with_layers(dir, l2), eager);
+  // Graphs must have served the decode rows unless --eager (5 timed + 1 warm-up step per decode row).
+  const bool ok = a.finite && b.finite && (eager || (a.graph_steps > 0 && b.graph_steps > 0));
+  std::printf("%s smoke %s: dummy weights, logits finite: %s; %d / %d decode graphs, %lld / %lld graph steps\n",
+              ok ? "PASS" : "FAIL", dir.c_str(), a.finite && b.finite ? "yes" : "NO", a.graphs, b.graphs,
+              (long long)a.graph_steps, (long long)b.graph_steps);
+  std::printf("     %-20s %-28s %-28s per extra layer: eager  graphs\n", "", "eager/graphs ms", "eager/graphs ms");
+  for (std::size_t i = 0; i < std::size(kRows); ++i) {
+    const double ae = a.ms[2 * i], ag = a.ms[2 * i + 1], be = b.ms[2 * i], bg = b.ms[2 * i + 1];
+    std::printf("     %-20s %2d layers %7.3f / %7.3f, %2d layers %7.3f / %7.3f  -> %7.3f  %7.3f ms\n", kRows[i].what, l1,
+                ae, ag, l2, be, bg, (be - ae) / (l2 - l1), (bg - ag) / (l2 - l1));
+  }
   return ok ? 0 : 1;
 }

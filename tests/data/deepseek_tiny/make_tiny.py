@@ -8,7 +8,7 @@ DeepSeek's published layout (per-expert tensors, router weight/bias in float32) 
 The logits come from transformers' DeepseekV3ForCausalLM / DeepseekV2ForCausalLM built in float32 and loaded
 with the checkpoint's stored values upcast (FP8 dequantized as fp8 * weight_scale_inv per 128x128 block).
 """
-import json, math, os
+import json, math, os, sys
 import numpy as np
 import torch
 from safetensors.torch import save_file
@@ -67,13 +67,13 @@ def linear_shapes(c):
     return out
 
 
-def make_weights(c, seed):
+def make_weights(c, seed, attn_gain=2.0):
     """float32 master weights, rounded through bf16 so the bf16 checkpoint stores them exactly."""
     g = torch.Generator().manual_seed(seed)
     rnd = lambda *s: torch.randn(*s, generator=g)
     w = {}
     for name, (o, i) in linear_shapes(c):
-        gain = 2.0 if name.endswith(("q_b_proj", "q_proj", "kv_a_proj_with_mqa")) else 1.0  # peaky attention
+        gain = attn_gain if name.endswith(("q_b_proj", "q_proj", "kv_a_proj_with_mqa")) else 1.0  # peaky attention
         w[name + ".weight"] = rnd(o, i) * gain / math.sqrt(i)
     h = c["hidden_size"]
     norms = ["input_layernorm", "post_attention_layernorm", "self_attn.kv_a_layernorm"]
@@ -156,7 +156,7 @@ def hf_state_dict(c, seen):
     return sd
 
 
-def reference_logits(c, seen, prompts):
+def hf_model(c, seen):
     hf = {k: v for k, v in c.items() if k not in ("architectures", "model_type", "torch_dtype")}
     if c["model_type"] == "deepseek_v3":
         cfg, cls = DeepseekV3Config(**hf), DeepseekV3ForCausalLM
@@ -167,6 +167,11 @@ def reference_logits(c, seen, prompts):
     missing, unexpected = model.load_state_dict(hf_state_dict(c, seen), strict=False)
     missing = [m for m in missing if "rotary" not in m]
     assert not missing and not unexpected, (missing, unexpected)
+    return model
+
+
+def reference_logits(c, seen, prompts):
+    model = hf_model(c, seen)
     with torch.no_grad():
         return [model(torch.tensor([p])).logits[0].float().contiguous() for p in prompts]
 
@@ -188,8 +193,13 @@ def build(name, c, seed, fp8=False, weights=None):
 
 
 if __name__ == "__main__":
+    # make_tiny.py [v3_margin]: every folder, or only the wide-margin V3 pair (margin.py)
     torch.set_num_threads(2)
     print("torch", torch.__version__, "transformers", transformers.__version__)
-    w = build("v3_bf16", V3, seed=1234)
-    build("v3_fp8", V3, seed=1234, fp8=True, weights=w)
-    build("v2_lite", V2, seed=4321)
+    only_margin = sys.argv[1:] == ["v3_margin"]
+    if not only_margin:
+        w = build("v3_bf16", V3, seed=1234)
+        build("v3_fp8", V3, seed=1234, fp8=True, weights=w)
+        build("v2_lite", V2, seed=4321)
+    import margin
+    margin.build_pair(V3, seed=1234)
