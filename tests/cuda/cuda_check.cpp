@@ -436,6 +436,24 @@ void set_allowances(const Case& c, const std::string& name, bool exact, const st
   std::printf("\n");
 }
 
+// One cuda/oracle pair through full prompts, chunked prefill and paged decode; `envelope`: per-prompt
+// allowances from the oracle's own sensitivity (set_allowances) instead of the plain tolerance alone.
+void run_pair(const Case& c, const std::string& name, bool exact, bool envelope) {
+  try {
+    Pair p = load_pair(c.dir, exact, /*with_eager=*/true);
+    BlockPool pool;
+    auto ps = prompts(c.dir, p.gpu->config().vocab_size);
+    g_allow.clear();
+    if (envelope) set_allowances(c, name, exact, ps);
+    full_prompts(p, ps, pool, name, c.tol);
+    chunked_and_decode(p, ps, pool, name, c.tol);
+  } catch (const std::exception& e) {
+    ++g_failures;
+    std::printf("FAIL %s: %s\n", name.c_str(), e.what());
+  }
+  std::fflush(stdout);
+}
+
 // DeepSeek runs twice: with the float32 router (checked: the oracle's routing arithmetic) and with the
 // production bf16 router GEMM (reported only).
 void check_case(const Case& c) {
@@ -444,19 +462,7 @@ void check_case(const Case& c) {
     if (!exact && !deepseek) continue;
     g_counted = exact;
     const std::string name = c.name + (deepseek ? (exact ? " f32-router" : " bf16-router") : "");
-    try {
-      Pair p = load_pair(c.dir, exact, /*with_eager=*/true);
-      BlockPool pool;
-      auto ps = prompts(c.dir, p.gpu->config().vocab_size);
-      g_allow.clear();
-      if (deepseek) set_allowances(c, name, exact, ps);
-      full_prompts(p, ps, pool, name, c.tol);
-      chunked_and_decode(p, ps, pool, name, c.tol);
-    } catch (const std::exception& e) {
-      ++g_failures;
-      std::printf("FAIL %s: %s\n", name.c_str(), e.what());
-    }
-    std::fflush(stdout);
+    run_pair(c, name, exact, /*envelope=*/deepseek);
   }
   g_counted = true;
 }
@@ -478,19 +484,7 @@ void check_wide_margin(const Case& c) {
   }
   std::printf("\n");
   for (bool exact : {true, false}) {
-    const std::string name = c.name + (exact ? " f32-router" : " bf16-router");
-    try {
-      Pair p = load_pair(c.dir, exact, /*with_eager=*/true);
-      BlockPool pool;
-      auto ps = prompts(c.dir, p.gpu->config().vocab_size);
-      g_allow.clear();
-      full_prompts(p, ps, pool, name, c.tol);
-      chunked_and_decode(p, ps, pool, name, c.tol);
-    } catch (const std::exception& e) {
-      ++g_failures;
-      std::printf("FAIL %s: %s\n", name.c_str(), e.what());
-    }
-    std::fflush(stdout);
+    run_pair(c, c.name + (exact ? " f32-router" : " bf16-router"), exact, /*envelope=*/false);
   }
 }
 

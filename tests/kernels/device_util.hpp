@@ -119,4 +119,27 @@ inline std::vector<float> to_floats(const std::vector<std::uint16_t>& b) {
   return f;
 }
 
+inline std::vector<float> decode_fp8(const std::vector<std::uint8_t>& q) {
+  float lut[256];
+  for (int b = 0; b < 256; ++b) lut[b] = fp8_to_float(std::uint8_t(b));
+  std::vector<float> f(q.size());
+  for (std::size_t i = 0; i < q.size(); ++i) f[i] = lut[q[i]];
+  return f;
+}
+
+// Row r of an FP8 block-scaled GEMM's reference, column j: sum over 128-wide k blocks b of
+// (a[r, b] . w[j, b]) x a_scale[r, b] x w_scale[j / 128, b], in double (decoded operands, [rows, k] each).
+inline double fp8_block_ref(const std::vector<float>& af, const std::vector<float>& as, const std::vector<float>& wf,
+                            const std::vector<float>& ws, int k, int r, int j) {
+  const int kb = k / 128;
+  double acc = 0;
+  for (int b = 0; b < kb; ++b) {
+    double part = 0;
+    for (int e = b * 128; e < b * 128 + 128; ++e)
+      part += double(af[std::size_t(r) * k + e]) * wf[std::size_t(j) * k + e];
+    acc += part * as[std::size_t(r) * kb + b] * ws[std::size_t(j / 128) * kb + b];
+  }
+  return acc;
+}
+
 }  // namespace troupe::kernel_test

@@ -48,14 +48,6 @@ std::vector<std::uint8_t> fp8_codes(std::size_t n, Rng& rng) {  // |value| in [2
   return v;
 }
 
-std::vector<float> decode(const std::vector<std::uint8_t>& q) {
-  float lut[256];
-  for (int b = 0; b < 256; ++b) lut[b] = fp8_to_float(std::uint8_t(b));
-  std::vector<float> f(q.size());
-  for (std::size_t i = 0; i < q.size(); ++i) f[i] = lut[q[i]];
-  return f;
-}
-
 std::vector<std::uint16_t> bf16_grid(std::size_t n, std::vector<float>& f, Rng& rng) {  // multiples of 1/128
   std::vector<std::uint16_t> v(n);
   f.resize(n);
@@ -89,14 +81,14 @@ KERNEL_TEST(gemm_small_m_fp8) {
     const int kb = s.k / 128, nb = (s.n + 127) / 128;
     const auto wq = fp8_codes(std::size_t(s.n) * s.k, rng);
     const auto ws = rng.floats(std::size_t(nb) * kb, 0.5f / 64, 2.0f / 64);
-    const auto wf = decode(wq);
+    const auto wf = decode_fp8(wq);
     Dev<std::uint8_t> w(wq);
     Dev<float> dws(ws);
     for (int m = 1; m <= 16; m += (s.n * double(s.k) > 4e6 ? 5 : 1)) {  // big shapes: m = 1, 6, 11, 16
       check(small_path(m, s, 1), name("fp8 shape takes the small-m path", m, s).c_str());
       const auto aq = fp8_codes(std::size_t(m) * s.k, rng);
       const auto as = rng.floats(std::size_t(m) * kb, 0.5f / 16, 2.0f / 16);
-      const auto af = decode(aq);
+      const auto af = decode_fp8(aq);
       Dev<std::uint8_t> a(aq);
       Dev<float> das(as);
       Dev<std::uint16_t> c(std::size_t(m) * s.n);
@@ -106,13 +98,7 @@ KERNEL_TEST(gemm_small_m_fp8) {
       double ss = 0;
       for (int r = 0; r < m; ++r)
         for (int j = 0; j < s.n; ++j) {
-          double acc = 0;
-          for (int b = 0; b < kb; ++b) {
-            double part = 0;
-            for (int e = b * 128; e < b * 128 + 128; ++e)
-              part += double(af[std::size_t(r) * s.k + e]) * wf[std::size_t(j) * s.k + e];
-            acc += part * as[std::size_t(r) * kb + b] * ws[std::size_t(j / 128) * kb + b];
-          }
+          const double acc = fp8_block_ref(af, as, wf, ws, s.k, r, j);
           want.push_back(float(acc));
           got.push_back(bf16_to_float(ch[std::size_t(r) * s.n + j]));
           ss += acc * acc;

@@ -51,14 +51,6 @@ void fill_fp8(std::vector<std::uint8_t>& v, Fast& r) {
   }
 }
 
-std::vector<float> decode_fp8(const std::vector<std::uint8_t>& q) {
-  float lut[256];
-  for (int b = 0; b < 256; ++b) lut[b] = fp8_to_float(std::uint8_t(b));
-  std::vector<float> f(q.size());
-  for (std::size_t i = 0; i < q.size(); ++i) f[i] = lut[q[i]];
-  return f;
-}
-
 std::vector<int> sample_rows(int m, Rng& rng) {
   if (m <= 8) {
     std::vector<int> all(m);
@@ -180,13 +172,7 @@ KERNEL_TEST(gemm_fp8_block) {
       double ss = 0;
       for (int r : rows)
         for (int j = 0; j < s.n; ++j) {
-          double acc = 0;
-          for (int b = 0; b < kb; ++b) {
-            double part = 0;
-            for (int e = b * 128; e < b * 128 + 128; ++e)
-              part += double(af[std::size_t(r) * s.k + e]) * wf[std::size_t(j) * s.k + e];
-            acc += part * as[std::size_t(r) * kb + b] * ws[std::size_t(j / 128) * kb + b];
-          }
+          const double acc = fp8_block_ref(af, as, wf, ws, s.k, r, j);
           want.push_back(float(acc));
           got.push_back(bf16_to_float(ch[std::size_t(r) * s.n + j]));
           ss += acc * acc;
