@@ -7,7 +7,11 @@
 // captured at all (enforce-eager, as a server would run): both columns are then eager.
 #include "model/cuda/cuda_model.hpp"
 
+#include <nvtx3/nvToolsExt.h>
+
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -58,7 +62,9 @@ double time_step(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& chunks,
   TROUPE_CUDA_CHECK(cudaStreamSynchronize(m.stream()));
   TROUPE_CUDA_CHECK(cudaMemcpy(row.data(), dl.data, row.size() * 4, cudaMemcpyDeviceToHost));
   for (float v : row) finite = finite && std::isfinite(v);
-  const int iters = 5;
+  // TROUPE_SMOKE_ITERS: fewer steps under a profiler (tools/device/profile.sh), which replays each kernel.
+  const char* env = std::getenv("TROUPE_SMOKE_ITERS");
+  const int iters = env ? std::max(1, std::atoi(env)) : 5;
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) run();
   TROUPE_CUDA_CHECK(cudaStreamSynchronize(m.stream()));
@@ -92,7 +98,11 @@ Timing measure(const std::string& dir, bool eager) {
                         tables[std::size_t(s)], true});
     for (bool graphs : {false, true}) {
       m->set_use_graphs(graphs);
+      // One NVTX range per row and mode: `ncu --nvtx --nvtx-include "prefill 4096 tokens eager/"` profiles one row.
+      const std::string range = std::string(r.what) + (graphs ? " graphs" : " eager");
+      nvtxRangePushA(range.c_str());
       t.ms.push_back(time_step(*m, chunks, t.finite));
+      nvtxRangePop();
     }
   }
   t.graphs = m->num_decode_graphs();

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Where the time of a step goes, per kernel: ncu (kernel durations only, clocks left alone) over one NVTX
+# range of `troupe_cuda_check --smoke` (its rows: "decode batch 1", "decode batch 64", "decode batch 256",
+# "prefill 4096 tokens", each with " eager" or " graphs"), summed by kernel by ncu_summary.py. On the device:
+#   tools/device/on_device.sh 'tools/device/profile.sh r1 4 "prefill 4096 tokens eager"'
+# The config is cut to LAYERS layers (R1: 3 dense + the rest MoE); each range holds 2 steps (warm-up + 1).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/troupe-out}; mkdir -p "$OUT"
+model=$1 layers=$2; shift 2
+d=/tmp/troupe-models/$model; mkdir -p "$d"
+case $model in
+  r1) cp tests/data/configs/deepseek-r1/config.json "$d"/ ;;
+  v2lite) python3 -c 'import json,sys; c=json.load(open("tests/data/configs/deepseek-v2-lite/config.json")); c["vocab_size"]=129280; json.dump(c,open(sys.argv[1]+"/config.json","w"))' "$d" ;;
+  *) echo "model: r1 or v2lite" >&2; exit 2 ;;
+esac
+for range in "$@"; do
+  log="$OUT/ncu_${model}_$(echo "$range" | tr ' ' '_').csv"
+  # --smoke runs the cut model twice (L1 = L2 = layers): 2 models x 2 steps per range.
+  TROUPE_SMOKE_ITERS=1 ncu --clock-control none --nvtx --nvtx-include "$range/" --metrics gpu__time_duration.sum \
+    --csv --page raw --log-file "$log" troupe_cuda_check --smoke "$d" "$layers" "$layers" >/dev/null 2>&1 || true
+  echo "== $model, $layers layers: $range"
+  python3 tools/device/ncu_summary.py "$log" 4 | head -40
+done
