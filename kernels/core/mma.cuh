@@ -25,6 +25,15 @@ __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const std::uint32_t*>(&v);
 }
 
+// Four 8x8 bf16 matrices from shared memory: lane l gives the address of row l % 8 of matrix l / 8; register i
+// receives matrix i in the A / B fragment layout (row g, columns 2c, 2c + 1).
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* smem_row) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
 // Four 8x8 bf16 matrices from shared memory, transposed: lane l gives the address of row l % 8 of matrix
 // l / 8 (16 contiguous bytes); register i receives matrix i's elements (rows 2c, 2c+1; column g). On V
 // stored [key][d], matrices (keys k..k+7 | k+8..k+15) x (d n..n+7 | n+8..n+15) give the B fragments
@@ -63,8 +72,10 @@ struct SoftmaxRows {
     for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0;
   }
 
-  // s: NT n-tiles of scaled scores, masked keys at -inf (each row sees at least one live key by its first
-  // tile). Rescales O and l to the new running max and writes P as the A operand of the P V product.
+  // s: NT n-tiles of scaled scores, masked keys at -inf. Rescales O and l to the new running max and writes P as
+  // the A operand of the P V product. A row that has seen no live key yet (its running max still -inf: MLA
+  // prefill pieces hold rows whose keys lie in another piece) takes 0 as the exponent's base, so its P and
+  // its correction are 0 instead of NaN.
   template <int NT>
   __device__ void update(float (&s)[NT][4], std::uint32_t (&pf)[NT / 2][4]) {
     float mx_a = m_a, mx_b = m_b;
@@ -75,15 +86,16 @@ struct SoftmaxRows {
       mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, o2));
       mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, o2));
     }
-    const float corr_a = exp2f(m_a - mx_a), corr_b = exp2f(m_b - mx_b);
+    const float base_a = mx_a == -INFINITY ? 0.f : mx_a, base_b = mx_b == -INFINITY ? 0.f : mx_b;
+    const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
     m_a = mx_a, m_b = mx_b;
     l_a *= corr_a, l_b *= corr_b;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) o[j][0] *= corr_a, o[j][1] *= corr_a, o[j][2] *= corr_b, o[j][3] *= corr_b;
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
-      const float e0 = exp2f(s[n][0] - m_a), e1 = exp2f(s[n][1] - m_a);
-      const float e2 = exp2f(s[n][2] - m_b), e3 = exp2f(s[n][3] - m_b);
+      const float e0 = exp2f(s[n][0] - base_a), e1 = exp2f(s[n][1] - base_a);
+      const float e2 = exp2f(s[n][2] - base_b), e3 = exp2f(s[n][3] - base_b);
       l_a += e0 + e1, l_b += e2 + e3;
       pf[n / 2][(n % 2) * 2] = pack_bf16(e0, e1);
       pf[n / 2][(n % 2) * 2 + 1] = pack_bf16(e2, e3);

@@ -235,6 +235,22 @@ void Gemm::fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp
                "copy padded output");
 }
 
+void Gemm::fp8_block_tm(const __nv_fp8_e4m3* a, const float* a_scale_tm, const __nv_fp8_e4m3* w, const float* w_scale,
+                        __nv_bfloat16* c, int m, int n, int k, cudaStream_t s) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || k % 128 != 0 || m % 4 != 0 || m < 16)
+    throw std::invalid_argument("Gemm::fp8_block_tm: needs k % 128 == 0, m % 4 == 0 and m >= 16");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const Key key{Kind::fp8, m, n, k, int(OutType::bf16), 0, 0, 1, k, k, n, 0, 0, 0};
+  Plan& p = impl_->plan(key);
+  lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof(w_scale)),
+           "A scale");
+  lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale_tm,
+                                          sizeof(a_scale_tm)),
+           "B scale");
+  impl_->run(p, w, a, c, false, s, "FP8 block-scaled GEMM");
+}
+
 void Gemm::set_small_m_max(int fp8_max, int bf16_max) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->small_fp8 = std::clamp(fp8_max, 0, small_m::kMaxM);

@@ -41,6 +41,12 @@ class Gemm {
   void fp8_block(const __nv_fp8_e4m3* a, const float* a_scale, const __nv_fp8_e4m3* w, const float* w_scale,
                  __nv_bfloat16* c, int m, int n, int k, cudaStream_t s);
 
+  // fp8_block for operands already in cuBLASLt's layouts (the MoE prefill path lays them out so): a_scale_tm is
+  // token-major ([k/128, m]), m % 4 == 0 and m >= 16, w_scale's rows padded to a multiple of 4 k blocks
+  // ([ceil(n/128), roundup(k/128, 4)]). No staging buffers, no copies; the algorithm is cached per shape.
+  void fp8_block_tm(const __nv_fp8_e4m3* a, const float* a_scale_tm, const __nv_fp8_e4m3* w, const float* w_scale,
+                    __nv_bfloat16* c, int m, int n, int k, cudaStream_t s);
+
   // Largest m that fp8_block() / bf16() send to the small-m kernels (0: always cuBLASLt; at most 16).
   // The environment variable TROUPE_GEMM_SMALL_M="FP8_MAX,BF16_MAX" (or one number for both) overrides the
   // defaults at construction: before/after measurements, or to rule the kernels out when hunting a bug.

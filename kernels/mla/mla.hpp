@@ -8,8 +8,8 @@
 // Absorbed form (decode, and any chunk): the backend turns q_nope [t, h, nope] into latent space through
 // W_UK (q_lat = q_nope * W_UK_h, [t, h, latent_dim]), appends q_pe (rope'd), and this kernel computes
 //   o_lat[t, h] = softmax(q[t, h] . row[p] * scale, p <= positions[t]) * row[p][0:latent_dim]
-// the backend then applies W_UV per head. Prefill may instead expand K/V per head (kv_b_proj over the cached
-// latents, a GEMM) and run ordinary attention with head dims (nope + rope) / v_head_dim; no kernel here does that.
+// the backend then applies W_UV per head. Prefill chunks (32+ tokens) instead expand K/V per head (kv_b_proj over
+// the cached latents, a GEMM) and run ordinary attention with head dims (nope + rope) / v_head_dim: mla_prefill.hpp.
 // latent 512 + rope 64 takes a tensor-core kernel (16 query rows per CTA share each cached row); other widths
 // (the tiny test checkpoints) a scalar one. A mixed batch may hold prefill chunks and decode tokens.
 #include "kernels/core/batch.hpp"

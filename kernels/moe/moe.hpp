@@ -23,8 +23,11 @@ struct MoeRouting {
   bool norm_topk_prob = true;
   float routed_scaling_factor = 1.0f;
   const float* correction_bias = nullptr;  // [num_experts] device, V3 only
+  // Shared experts packed as always-on experts after the routed ones (ids num_experts .. + always_on - 1): each
+  // token's row then holds its top_k routed choices followed by these ids with weight 1.0 (no scaling).
+  int always_on = 0;
 };
-// logits [n, num_experts] float32 (the gate GEMM in float32) -> topk_ids / topk_weights [n, top_k].
+// logits [n, num_experts] float32 (the gate GEMM in float32) -> topk_ids / topk_weights [n, top_k + always_on].
 void moe_route(const float* logits, int n, const MoeRouting& r, std::int32_t* topk_ids, float* topk_weights,
                cudaStream_t s);
 

@@ -3,6 +3,7 @@
 // Only the experts the batch routes to are read; nothing waits on the host (CUDA-graph safe).
 #include "kernels/moe/moe.hpp"
 #include "kernels/moe/moe_gemm.cuh"
+#include "kernels/moe/moe_lt.hpp"
 #include "kernels/moe/moe_plan.hpp"
 #include "kernels/moe/moe_prefill.cuh"
 
@@ -160,7 +161,9 @@ void validate(int n, int top_k, const MoeWeights& w) {
 }  // namespace
 
 std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) {
-  return moe_layout(max_tokens, top_k, w.num_experts, w.inter).total;
+  // moe_experts_auto runs one path or the other in the same workspace
+  const std::size_t lt = moe_lt_pays(max_tokens, top_k, w) ? moe_lt_workspace_bytes(max_tokens, top_k, w) : 0;
+  return std::max(moe_layout(max_tokens, top_k, w.num_experts, w.inter).total, lt);
 }
 
 void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,

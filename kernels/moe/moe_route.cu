@@ -113,12 +113,17 @@ __global__ void __launch_bounds__(kWarps * 32) route_kernel(RouteArgs a) {
   const bool norm = a.r.norm_topk_prob && (v3 || K > 1);
   float denom = 1e-20f;
   for (int j = 0; j < K; ++j) denom += score[chosen[j]];
+  const std::size_t row = std::size_t(t) * (K + a.r.always_on);
   for (int j = 0; j < K; ++j) {
     float w = score[chosen[j]];
     if (norm) w /= denom;
     if (v3 || !norm) w *= a.r.routed_scaling_factor;  // V3 scales after normalising; V2 only when it does not
-    a.ids[std::size_t(t) * K + j] = chosen[j];
-    a.weights[std::size_t(t) * K + j] = w;
+    a.ids[row + j] = chosen[j];
+    a.weights[row + j] = w;
+  }
+  for (int j = 0; j < a.r.always_on; ++j) {
+    a.ids[row + K + j] = E + j;
+    a.weights[row + K + j] = 1.0f;
   }
 }
 
@@ -132,6 +137,7 @@ void moe_route(const float* logits, int n, const MoeRouting& r, std::int32_t* to
   if (r.n_group <= 0 || r.n_group > kMaxGroups || r.num_experts % r.n_group != 0)
     fail("n_group must be in 1..32 and divide num_experts");
   if (r.topk_group <= 0 || r.topk_group > r.n_group) fail("topk_group must be in 1..n_group");
+  if (r.always_on < 0) fail("always_on must be >= 0");
   if (n <= 0) return;
   const std::size_t smem = std::size_t(kWarps) * r.num_experts * (2 * sizeof(float) + 1);
   route_kernel<<<(n + kWarps - 1) / kWarps, kWarps * 32, smem, s>>>(RouteArgs{logits, n, r, topk_ids, topk_weights});

@@ -161,6 +161,7 @@ void CudaModel::capture_graphs() {
     run_body(attn_batch(P, context), step_dev_.get<std::int32_t>() + P.tokens);
   };
   auto key = [&](int batch, int context) { return graph_plan_key(batch, context); };
+  prepare_step({});  // graphs hold decode steps only
   try {
     graphs->capture(stream_, prepare, record, key);
   } catch (const std::exception& e) {
@@ -210,6 +211,7 @@ DeviceLogits CudaModel::forward(std::span<const StepChunk> chunks, std::span<con
     TROUPE_CUDA_CHECK(cudaGraphLaunch(hit.exec, stream_));
     ++graph_steps_;
   } else {
+    prepare_step(chunks);
     run_body(attn_batch(U, U.max_seq_len), dev + U.tokens);
   }
   const int H = int(cfg_.hidden_size);

@@ -89,6 +89,9 @@ class CudaModel {
   // sequence of `context`: decode graphs of one batch size with equal keys are one graph. Default: every
   // context its own graph.
   virtual std::int64_t graph_plan_key(int tokens, int context) const { return context; }
+  // The host-side chunk list of an eagerly run step (after its upload, the stream idle since the previous
+  // step), for per-step plans kept by the derived model; an empty list before capturing decode graphs.
+  virtual void prepare_step(std::span<const StepChunk> chunks) { (void)chunks; }
 
   // x [m, k] times w^T into out [m, n] bf16 (FP8 weights: the activations are quantized per 1x128 first).
   void linear(const bf16* x, int m, const Linear& w, bf16* out);

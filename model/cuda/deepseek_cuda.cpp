@@ -3,15 +3,34 @@
 #include "kernels/core/ops.hpp"
 #include "kernels/mla/mla.hpp"
 #include "kernels/mla/mla_plan.hpp"
+#include "kernels/moe/moe_lt.hpp"
 #include "model/cpu/rope_yarn.hpp"
+#include "model/cuda/shared_experts.hpp"
+#include "model/cuda/stacked_linear.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <cstdlib>
 
 namespace troupe::cuda {
 namespace {
 // transformers builds q_a_layernorm and kv_a_layernorm with the default eps, not config.rms_norm_eps.
 constexpr float kLatentNormEps = 1e-6f;
 constexpr int kBlock = 128;
+
+// Batches of at most this many tokens run the shared experts inside moe_experts (packed as always-on experts);
+// larger ones run them as a dense MLP. 16 = one decode M tile of moe_experts, so the shared weights are read once:
+// at 64 tokens (4 tiles) V2-Lite's step was 21 us slower merged (0.838 against 0.817 ms, 2 layers, H200), at one
+// token 11 us faster. TROUPE_SHARED_MERGE_TOKENS=0 keeps the separate shared MLP only (the layout before; A/B).
+int shared_merge_tokens() {
+  const char* v = std::getenv("TROUPE_SHARED_MERGE_TOKENS");
+  return v && *v ? std::atoi(v) : 16;
+}
+// TROUPE_FUSE_QKV_A=0 keeps q_a_proj and kv_a_proj_with_mqa as two GEMMs (for A/B timings).
+bool fuse_qkv_a() {
+  const char* v = std::getenv("TROUPE_FUSE_QKV_A");
+  return !(v && std::string(v) == "0");
+}
 }  // namespace
 
 DeepseekCudaModel::DeepseekCudaModel(const CudaModelOptions& opt, const ModelConfig& cfg)
@@ -39,6 +58,7 @@ DeepseekCudaModel::DeepseekCudaModel(const CudaModelOptions& opt, const ModelCon
   // As the oracle (DeepSeek's own code): V2 normalizes only with top_k > 1, and then does not scale.
   routing_.norm_topk_prob = cfg_.norm_topk_prob && (v3 || cfg_.num_experts_per_tok > 1);
   routing_.routed_scaling_factor = float(cfg_.routed_scaling_factor);
+  merge_tokens_ = shared_merge_tokens();
   max_inter_ = int(cfg_.intermediate_size);
   if (cfg_.n_routed_experts) max_inter_ = std::max(max_inter_, int(cfg_.moe_intermediate_size * cfg_.n_shared_experts));
   {
@@ -55,9 +75,12 @@ DeepseekCudaModel::DeepseekCudaModel(const CudaModelOptions& opt, const ModelCon
   mla_ws_bytes_ = kernels::mla_workspace_bytes(max_tokens_, heads_, kvr_, int(opt.max_model_len), int(opt.block_size));
   if (cfg_.n_routed_experts) {
     for (const Layer& L : layers_)
-      if (L.moe) moe_ws_bytes_ = std::max(moe_ws_bytes_, kernels::moe_workspace_bytes(max_tokens_, routing_.top_k, L.experts));
+      if (L.moe)
+        moe_ws_bytes_ = std::max(moe_ws_bytes_, kernels::moe_workspace_bytes(max_tokens_, routing_.top_k + routing_.always_on,
+                                                                             L.experts));
   }
   finish_init(std::size_t(cfg_.num_hidden_layers) * opt.block_size * std::size_t(row_) * 2);
+  init_prefill();
   spdlog::info("cuda {}: {} layers, hidden {}, {} heads, latent {} + rope {}, {} routed experts (top {}){}",
                cfg_.architecture, cfg_.num_hidden_layers, cfg_.hidden_size, heads_, kvr_, rope_,
                cfg_.n_routed_experts, cfg_.num_experts_per_tok, cfg_.fp8_block ? ", FP8 block-quantized" : "");
@@ -81,7 +104,23 @@ void DeepseekCudaModel::load(WeightLoader& w) {
   lm_head_.n = int(V);
   lm_head_.k = int(H);
   lm_head_.w = cfg_.tie_word_embeddings ? embed_ : w.bf16_tensor("lm_head.weight", {V, H});
+  routing_.always_on = shared_as_experts(w);
   for (std::uint32_t l = 0; l < cfg_.num_hidden_layers; ++l) layers_.push_back(load_layer(w, l));
+}
+
+// How many pseudo-experts the shared MLP becomes (0: it stays a separate MLP only). FP8 experts need an FP8 shared
+// MLP to pack.
+int DeepseekCudaModel::shared_as_experts(WeightLoader& w) const {
+  const int S = int(cfg_.n_shared_experts), E = int(cfg_.n_routed_experts);
+  if (!E || !S || merge_tokens_ <= 0 || E + S > 1024) return 0;
+  const std::int64_t H = cfg_.hidden_size, I = cfg_.moe_intermediate_size;
+  for (std::uint32_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+    if (!cfg_.is_moe_layer(l)) continue;
+    const std::string p = "model.layers." + std::to_string(l) + ".mlp.";
+    const bool e8 = w.is_fp8(p + "experts.0.gate_proj.weight") && H % kBlock == 0 && I % kBlock == 0;
+    return e8 && !w.is_fp8(p + "shared_experts.gate_proj.weight") ? 0 : S;
+  }
+  return 0;
 }
 
 DeepseekCudaModel::Mlp DeepseekCudaModel::load_mlp(WeightLoader& w, const std::string& p, int inter) {
@@ -111,8 +150,9 @@ DeepseekCudaModel::Mlp DeepseekCudaModel::load_mlp(WeightLoader& w, const std::s
   return m;
 }
 
-kernels::MoeWeights DeepseekCudaModel::load_experts(WeightLoader& w, const std::string& p) {
-  const std::int64_t H = cfg_.hidden_size, I = cfg_.moe_intermediate_size, E = cfg_.n_routed_experts;
+// `extra` more experts are allocated after the routed ones (the shared experts, packed by the caller).
+kernels::MoeWeights DeepseekCudaModel::load_experts(WeightLoader& w, const std::string& p, int extra) {
+  const std::int64_t H = cfg_.hidden_size, I = cfg_.moe_intermediate_size, R = cfg_.n_routed_experts, E = R + extra;
   kernels::MoeWeights m;
   m.num_experts = int(E);
   m.hidden = int(H);
@@ -130,7 +170,7 @@ kernels::MoeWeights DeepseekCudaModel::load_experts(WeightLoader& w, const std::
     weights_.emplace_back(std::size_t(E) * 3 * s1 * 4);
     float* s13 = weights_.back().get<float>();
     float* s2 = s13 + std::size_t(E) * 2 * s1;
-    for (std::int64_t e = 0; e < E; ++e) {
+    for (std::int64_t e = 0; e < R; ++e) {
       const std::string q = p + std::to_string(e) + ".";
       auto* base = static_cast<fp8*>(w13) + std::size_t(e) * n13;
       w.fp8_into(q + "gate_proj.weight", I, H, base, s13 + std::size_t(e) * 2 * s1);
@@ -141,7 +181,7 @@ kernels::MoeWeights DeepseekCudaModel::load_experts(WeightLoader& w, const std::
     m.w2_scale = s2;
     return m;
   }
-  for (std::int64_t e = 0; e < E; ++e) {
+  for (std::int64_t e = 0; e < R; ++e) {
     const std::string q = p + std::to_string(e) + ".";
     auto* base = static_cast<bf16*>(w13) + std::size_t(e) * n13;
     w.bf16_into(q + "gate_proj.weight", {I, H}, base);
@@ -157,18 +197,20 @@ DeepseekCudaModel::Layer DeepseekCudaModel::load_layer(WeightLoader& w, std::uin
   Layer L;
   L.input_norm = w.bf16_tensor(p + "input_layernorm.weight", {H}, Init::ones);
   L.post_norm = w.bf16_tensor(p + "post_attention_layernorm.weight", {H}, Init::ones);
+  if (q_lora_ && fuse_qkv_a())
+    L.qkv_a = stack_linears(w, weights_, {{a + "q_a_proj.weight", q_lora_}, {a + "kv_a_proj_with_mqa.weight", row_}}, int(H));
   if (q_lora_) {
-    L.q_a = w.linear(a + "q_a_proj.weight", q_lora_, H);
+    if (!L.qkv_a.n) L.q_a = w.linear(a + "q_a_proj.weight", q_lora_, H);
     L.q_a_norm = w.bf16_tensor(a + "q_a_layernorm.weight", {q_lora_}, Init::ones);
     L.q_b = w.linear(a + "q_b_proj.weight", heads * qk, q_lora_);
   } else {
     L.q = w.linear(a + "q_proj.weight", heads * qk, H);
   }
-  L.kv_a = w.linear(a + "kv_a_proj_with_mqa.weight", row_, H);
+  if (!L.qkv_a.n) L.kv_a = w.linear(a + "kv_a_proj_with_mqa.weight", row_, H);
   L.kv_a_norm = w.bf16_tensor(a + "kv_a_layernorm.weight", {kvr_}, Init::ones);
   L.kv_b = w.bf16_tensor(a + "kv_b_proj.weight", {heads * (nope_ + v_), kvr_});
   L.o = w.linear(a + "o_proj.weight", H, heads * v_);
-  for (const Linear* x : {&L.q_a, &L.q_b, &L.q, &L.kv_a, &L.o}) track_fp8(*x);
+  for (const Linear* x : {&L.q_a, &L.q_b, &L.q, &L.kv_a, &L.o, &L.qkv_a}) track_fp8(*x);
   L.moe = cfg_.is_moe_layer(l);
   if (!L.moe) {
     L.dense = load_mlp(w, p + "mlp.", int(cfg_.intermediate_size));
@@ -180,8 +222,13 @@ DeepseekCudaModel::Layer DeepseekCudaModel::load_layer(WeightLoader& w, std::uin
   else
     L.router = w.bf16_tensor(p + "mlp.gate.weight", {E, H});
   if (cfg_.topk_method == "noaux_tc") L.router_bias = w.f32_tensor(p + "mlp.gate.e_score_correction_bias", {E});
-  L.experts = load_experts(w, p + "mlp.experts.");
-  if (cfg_.n_shared_experts)
+  const int S = routing_.always_on;
+  L.experts = load_experts(w, p + "mlp.experts.", S);
+  if (S) pack_shared_experts(w, p + "mlp.shared_experts.", L.experts, int(E), S, stream_);
+  // Large batches run the shared experts as one dense MLP: with one pseudo-expert that is a view of the packed one
+  // (same layout); with several (V2-Lite: 2) the stacked MLP is loaded as well (a copy: 34.6 MB per V2-Lite layer)
+  // so those batches keep 3 launches instead of 3 per pseudo-expert.
+  if (cfg_.n_shared_experts && S != 1)
     L.shared = load_mlp(w, p + "mlp.shared_experts.", int(cfg_.moe_intermediate_size * cfg_.n_shared_experts));
   return L;
 }
@@ -189,9 +236,9 @@ DeepseekCudaModel::Layer DeepseekCudaModel::load_layer(WeightLoader& w, std::uin
 template <class A>
 void DeepseekCudaModel::layout(A& a) {
   const std::size_t T = std::size_t(max_tokens_), H = cfg_.hidden_size, hd = std::size_t(heads_);
-  const std::size_t E = std::max<std::size_t>(cfg_.n_routed_experts, 1), K = std::max<std::size_t>(cfg_.num_experts_per_tok, 1);
+  const std::size_t E = std::max<std::size_t>(cfg_.n_routed_experts, 1), K = std::max<std::size_t>(cfg_.num_experts_per_tok + routing_.always_on, 1);
   a.template take<bf16>(T * H);                                 // h
-  a.template take<bf16>(T * std::size_t(std::max(q_lora_, 1))); // qa
+  a.template take<bf16>(T * std::size_t(std::max(q_lora_, 1) + row_)); // qa (q_a | kv_a when fused)
   a.template take<bf16>(T * std::size_t(std::max(q_lora_, 1))); // qa_n
   a.template take<bf16>(T * hd * std::size_t(qk_));             // q
   a.template take<bf16>(T * std::size_t(row_));                 // kv
@@ -207,15 +254,16 @@ void DeepseekCudaModel::layout(A& a) {
   a.template take<std::int32_t>(T * K);                         // topk ids
   a.template take<char>(std::max<std::size_t>(mla_ws_bytes_, 1));
   a.template take<char>(std::max<std::size_t>(moe_ws_bytes_, 1));
+  a.template take<float>(T * hd);                               // mla prefill lse
 }
 
 void DeepseekCudaModel::plan_activations(ArenaPlan& plan) { layout(plan); }
 
 void DeepseekCudaModel::take_activations(Arena& a) {
   const std::size_t T = std::size_t(max_tokens_), H = cfg_.hidden_size, hd = std::size_t(heads_);
-  const std::size_t E = std::max<std::size_t>(cfg_.n_routed_experts, 1), K = std::max<std::size_t>(cfg_.num_experts_per_tok, 1);
+  const std::size_t E = std::max<std::size_t>(cfg_.n_routed_experts, 1), K = std::max<std::size_t>(cfg_.num_experts_per_tok + routing_.always_on, 1);
   h_ = a.take<bf16>(T * H);
-  qa_ = a.take<bf16>(T * std::size_t(std::max(q_lora_, 1)));
+  qa_ = a.take<bf16>(T * std::size_t(std::max(q_lora_, 1) + row_));
   qa_n_ = a.take<bf16>(T * std::size_t(std::max(q_lora_, 1)));
   q_ = a.take<bf16>(T * hd * std::size_t(qk_));
   kv_ = a.take<bf16>(T * std::size_t(row_));
@@ -231,6 +279,7 @@ void DeepseekCudaModel::take_activations(Arena& a) {
   topk_ids_ = a.take<std::int32_t>(T * K);
   mla_ws_ = a.take<char>(std::max<std::size_t>(mla_ws_bytes_, 1));
   moe_ws_ = a.take<char>(std::max<std::size_t>(moe_ws_bytes_, 1));
+  mla_lse_ = a.take<float>(T * hd);
 }
 
 void DeepseekCudaModel::alloc_kv(std::uint32_t num_blocks) {
@@ -245,21 +294,27 @@ void DeepseekCudaModel::alloc_kv(std::uint32_t num_blocks) {
 void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels::AttnBatch& b) {
   const int T = b.num_tokens;
   const float* cs = cos_sin_.get<float>();
+  // Fused: qa_ rows [q_a (q_lora) | kv_a (latent + rope)], both read through strides.
+  const bool fused = L.qkv_a.n != 0;
+  const int qa_stride = fused ? L.qkv_a.n : q_lora_, kv_stride = fused ? L.qkv_a.n : row_;
+  const bf16* kv = fused ? qa_ + q_lora_ : kv_;
+  if (fused) linear(h_, T, L.qkv_a, qa_);
   if (q_lora_) {
-    linear(h_, T, L.q_a, qa_);
-    kernels::rmsnorm(qa_, q_lora_, L.q_a_norm, kLatentNormEps, T, q_lora_, qa_n_, q_lora_, stream_);
+    if (!fused) linear(h_, T, L.q_a, qa_);
+    kernels::rmsnorm(qa_, qa_stride, L.q_a_norm, kLatentNormEps, T, q_lora_, qa_n_, q_lora_, stream_);
     linear(qa_n_, T, L.q_b, q_);
   } else {
     linear(h_, T, L.q, q_);
   }
-  linear(h_, T, L.kv_a, kv_);
-  kernels::rmsnorm(kv_, row_, L.kv_a_norm, kLatentNormEps, T, kvr_, latent_, row_, stream_);
-  TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(latent_ + kvr_, std::size_t(row_) * 2, kv_ + kvr_, std::size_t(row_) * 2,
+  if (!fused) linear(h_, T, L.kv_a, kv_);
+  kernels::rmsnorm(kv, kv_stride, L.kv_a_norm, kLatentNormEps, T, kvr_, latent_, row_, stream_);
+  TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(latent_ + kvr_, std::size_t(row_) * 2, kv + kvr_, std::size_t(kv_stride) * 2,
                                       std::size_t(rope_) * 2, std::size_t(T), cudaMemcpyDeviceToDevice, stream_));
   kernels::rope(latent_, T, 1, row_, row_, kvr_, rope_, b.positions, cs, interleave_, stream_);
   kernels::rope(q_, T, heads_, heads_ * qk_, qk_, nope_, rope_, b.positions, cs, interleave_, stream_);
   bf16* cache = cache_.get<bf16>() + std::size_t(l) * layer_cache_elems_;
   kernels::mla_cache_write(latent_, row_, kvr_, rope_, b, cache, stream_);
+  if (prefill_.active()) return prefill_attention(L, cache, b);
   const long long kvb_head = (long long)(nope_ + v_) * kvr_;
   gemm_->bf16_batched(q_, heads_ * qk_, qk_, L.kv_b, kvr_, kvb_head, qfull_, heads_ * row_, row_, heads_, T, kvr_,
                       nope_, /*w_transposed=*/true, stream_);
@@ -271,10 +326,11 @@ void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels
                       heads_ * v_, v_, heads_, T, v_, kvr_, /*w_transposed=*/false, stream_);
 }
 
-void DeepseekCudaModel::route(const Layer& L, int T) {
+void DeepseekCudaModel::route(const Layer& L, int T, int always_on) {
   const int E = int(cfg_.n_routed_experts), H = int(cfg_.hidden_size);
   kernels::MoeRouting r = routing_;
   r.correction_bias = L.router_bias;
+  r.always_on = always_on;
   if (L.router_f32)
     router_logits_f32(residual_, L.post_norm, float(cfg_.rms_norm_eps), T, H, L.router_f32, E, router_logits_, stream_);
   else
@@ -282,17 +338,26 @@ void DeepseekCudaModel::route(const Layer& L, int T) {
   kernels::moe_route(router_logits_, T, r, topk_ids_, topk_w_, stream_);
 }
 
+const bf16* DeepseekCudaModel::mlp(const Mlp& m, int T) {
+  linear(h_, T, m.gate_up, gate_up_);
+  kernels::silu_mul(gate_up_, T, m.inter, act_, stream_);
+  return linear_residual(act_, T, m.down, addend_);
+}
+
+// Shared experts packed after the routed ones (routing_.always_on of them): small batches route every token to
+// them too, so one moe_experts call does routed + shared; large batches run them as one dense MLP (L.shared, or
+// the view of the single packed pseudo-expert).
 const bf16* DeepseekCudaModel::feed_forward(const Layer& L, int T) {
-  const Mlp* mlp = &L.dense;
-  if (L.moe) {
-    route(L, T);
-    kernels::moe_experts(h_, T, topk_ids_, topk_w_, routing_.top_k, L.experts, moe_ws_, residual_, stream_);
-    if (!cfg_.n_shared_experts) return nullptr;
-    mlp = &L.shared;
-  }
-  linear(h_, T, mlp->gate_up, gate_up_);
-  kernels::silu_mul(gate_up_, T, mlp->inter, act_, stream_);
-  return linear_residual(act_, T, mlp->down, addend_);
+  if (!L.moe) return mlp(L.dense, T);
+  const int S = routing_.always_on, E = int(cfg_.n_routed_experts);
+  const int on = T <= merge_tokens_ ? S : 0;
+  route(L, T, on);
+  // prefill-sized batches: per-expert cuBLASLt GEMMs (one host sync); decode: the grouped kernels
+  kernels::moe_experts_auto(*gemm_, h_, T, topk_ids_, topk_w_, routing_.top_k + on, L.experts, moe_ws_, residual_,
+                            stream_);
+  if (!cfg_.n_shared_experts || on) return nullptr;
+  if (L.shared.inter) return mlp(L.shared, T);
+  return mlp(Mlp{expert_gate_up(L.experts, E), expert_down(L.experts, E), L.experts.inter}, T);
 }
 
 const bf16* DeepseekCudaModel::run_layers(const kernels::AttnBatch& b, const std::int32_t*) {

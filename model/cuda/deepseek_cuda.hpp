@@ -7,6 +7,8 @@
 //     absorbed attention:  q_lat = q_nope x W_UK[h]   (per head, batched GEMM)   [T, heads, latent | rope]
 //                          o_lat = mla_attention_absorbed(q_lat, cache)           [T, heads, latent]
 //                          attn  = o_lat x W_UV[h]^T                               [T, heads, v]
+//     prefill chunks of >= 32 tokens instead expand K / V from the cached latents (kv_b_proj) and run
+//     FlashAttention-style (model/cuda/mla_prefill.cpp, kernels/mla/mla_prefill.hpp)
 //     residual += o_proj(attn);  h = add_rmsnorm(residual)
 //     dense MLP (first_k_dense_replace layers) | MoE: router GEMM (float32 out) -> moe_route ->
 //     moe_experts (accumulates into the float32 residual) + shared experts (dense SwiGLU)
@@ -15,6 +17,7 @@
 // width is a multiple of 128; kv_b_proj is dequantized to bf16 for the per-head absorption GEMMs.
 #include "kernels/moe/moe.hpp"
 #include "model/cuda/cuda_model.hpp"
+#include "model/cuda/mla_prefill.hpp"
 
 namespace troupe::cuda {
 
@@ -31,6 +34,7 @@ class DeepseekCudaModel final : public CudaModel {
   struct Layer {
     const bf16 *input_norm = nullptr, *post_norm = nullptr, *q_a_norm = nullptr, *kv_a_norm = nullptr;
     Linear q_a, q_b, q, kv_a, o;
+    Linear qkv_a;  // q_a | kv_a stacked by rows (stacked_linear.hpp): one GEMM over h; n == 0 when not fused
     const bf16* kv_b = nullptr;  // [heads * (nope + v), latent] bf16: W_UK and W_UV of every head
     bool moe = false;
     Mlp dense, shared;
@@ -42,7 +46,8 @@ class DeepseekCudaModel final : public CudaModel {
   void load(WeightLoader& w);
   Layer load_layer(WeightLoader& w, std::uint32_t l);
   Mlp load_mlp(WeightLoader& w, const std::string& p, int inter);
-  kernels::MoeWeights load_experts(WeightLoader& w, const std::string& p);
+  kernels::MoeWeights load_experts(WeightLoader& w, const std::string& p, int extra = 0);
+  int shared_as_experts(WeightLoader& w) const;
   void plan_activations(ArenaPlan& plan) override;
   void take_activations(Arena& arena) override;
   template <class A>
@@ -50,8 +55,13 @@ class DeepseekCudaModel final : public CudaModel {
   void alloc_kv(std::uint32_t num_blocks) override;
   const bf16* run_layers(const kernels::AttnBatch& b, const std::int32_t* tokens) override;
   void attention(const Layer& L, std::uint32_t l, const kernels::AttnBatch& b);
+  // Non-absorbed MLA for prefill chunks (model/cuda/mla_prefill.cpp).
+  void init_prefill();
+  void prepare_step(std::span<const StepChunk> chunks) override;
+  void prefill_attention(const Layer& L, const bf16* cache, const kernels::AttnBatch& b);
   const bf16* feed_forward(const Layer& L, int T);
-  void route(const Layer& L, int T);
+  void route(const Layer& L, int T, int always_on);
+  const bf16* mlp(const Mlp& m, int T);
   void track_fp8(const Linear& l) {
     if (l.is_fp8()) max_k_ = std::max(max_k_, l.k), max_fp8_n_ = std::max(max_fp8_n_, l.n);
   }
@@ -62,7 +72,8 @@ class DeepseekCudaModel final : public CudaModel {
   float scale_ = 1.0f;
   int sm_count_ = 1;  // the MLA split plan's, for graph_plan_key
   bool interleave_ = true;
-  kernels::MoeRouting routing_;
+  kernels::MoeRouting routing_;  // routing_.always_on: shared experts packed after the routed ones (0: separate)
+  int merge_tokens_ = 0;          // batches of at most this many tokens run them inside moe_experts
   std::vector<Layer> layers_;
   DeviceBuffer cache_;  // [layers][num_blocks, block_size, row]
   std::size_t layer_cache_elems_ = 0;
@@ -73,6 +84,8 @@ class DeepseekCudaModel final : public CudaModel {
   std::int32_t* topk_ids_ = nullptr;
   void *mla_ws_ = nullptr, *moe_ws_ = nullptr;
   std::size_t mla_ws_bytes_ = 0, moe_ws_bytes_ = 0;
+  MlaPrefillStep prefill_;
+  float* mla_lse_ = nullptr;  // [max_tokens, heads]: the prefill pieces' log-sum-exp
 };
 
 }  // namespace troupe::cuda

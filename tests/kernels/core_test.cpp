@@ -118,7 +118,8 @@ KERNEL_TEST(core_rope) {
   struct Layout { int heads, head_stride, offset, rot_dim; bool interleaved; const char* name; };
   const Layout layouts[] = {
       {32, 128, 0, 128, false, "llama hd128"}, {14, 64, 0, 64, false, "qwen2 hd64"}, {8, 8, 0, 8, false, "stories hd8"},
-      {16, 192, 128, 64, true, "deepseek q_pe"}, {1, 576, 512, 64, true, "deepseek k_pe"}};
+      {16, 192, 128, 64, true, "deepseek q_pe"}, {1, 576, 512, 64, true, "deepseek k_pe"},
+      {128, 192, 128, 64, true, "R1 q_pe, 128 heads (16 blocks per token)"}};
   const int max_pos = 5000;
   for (const Layout& L : layouts) {
     const auto cs = cos_sin_table(max_pos, L.rot_dim, 10000.0f, L.interleaved ? 1.2f : 1.0f);

@@ -1,11 +1,15 @@
 // moe_experts against dequantize-then-matmul on the host in float64 (tolerance: see moe_test.cu's header):
 // bf16 and FP8 (128x128 block scales, inter not a multiple of 128 included), decode tiles (BM 16) and prefill
 // tiles (moe_prefill.cuh, BM 64 and 128), experts with no tokens and one expert that every token uses.
+#include "kernels/gemm/gemm.hpp"
 #include "kernels/moe/moe.hpp"
+#include "kernels/moe/moe_lt.hpp"
 #include "tests/kernels/kernel_test.hpp"
 #include "tests/kernels/mla_moe_util.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
 namespace {
@@ -80,12 +84,26 @@ struct HostExperts {
   }
 };
 
-// out[t] += sum_k w[t,k] * down(silu(gate x) * up x), expert by expert.
+// DeepSeek's activation quantization, as moe_experts_lt applies it to FP8 experts' inputs: each 128-value group
+// to e4m3 with scale amax / 448, back to float.
+void quant_groups(double* v, int len) {
+  for (int g = 0; g < len; g += 128) {
+    double amax = 0;
+    for (int j = g; j < std::min(len, g + 128); ++j) amax = std::max(amax, std::fabs(v[j]));
+    const float scale = std::max(float(amax), 1e-10f) / 448.f;
+    for (int j = g; j < std::min(len, g + 128); ++j)
+      v[j] = double(float(__nv_fp8_e4m3(float(v[j]) * (1.f / scale))) * scale);
+  }
+}
+
+// out[t] += sum_k w[t,k] * down(silu(gate x) * up x), expert by expert. lt: the cuBLASLt path's roundings (gate
+// and up to bf16; FP8 experts: x and h quantized per 128 values), which are coarser than the tolerance.
 std::vector<float> reference(const HostExperts& hx, const std::vector<float>& x, int n, const std::vector<int>& ids,
-                             const std::vector<float>& wts, std::vector<float> out) {
+                             const std::vector<float>& wts, std::vector<float> out, bool lt = false) {
   const int H = hx.sh.H, I = hx.sh.I, K = hx.sh.K;
   std::vector<float> w13, w2;
-  std::vector<double> hh(I);
+  std::vector<double> hh(I), xq(H);
+  const bool qa = lt && hx.sh.fp8;
   for (int e = 0; e < hx.sh.E; ++e) {
     bool used = false;
     for (int id : ids) used = used || id == e;
@@ -93,14 +111,17 @@ std::vector<float> reference(const HostExperts& hx, const std::vector<float>& x,
     hx.dequant(e, w13, w2);
     for (int i = 0; i < n * K; ++i) {
       if (ids[i] != e) continue;
-      const float* xt = x.data() + std::size_t(i / K) * H;
+      for (int c = 0; c < H; ++c) xq[c] = x[std::size_t(i / K) * H + c];
+      if (qa) quant_groups(xq.data(), H);
       for (int j = 0; j < I; ++j) {
         double g = 0, u = 0;
         const float* wg = w13.data() + std::size_t(j) * H;
         const float* wu = w13.data() + std::size_t(I + j) * H;
-        for (int c = 0; c < H; ++c) g += double(xt[c]) * wg[c], u += double(xt[c]) * wu[c];
+        for (int c = 0; c < H; ++c) g += xq[c] * wg[c], u += xq[c] * wu[c];
+        if (lt) g = bf16_round(float(g)), u = bf16_round(float(u));
         hh[j] = g / (1.0 + std::exp(-g)) * u;
       }
+      if (qa) quant_groups(hh.data(), I);
       for (int r = 0; r < H; ++r) {
         double y = 0;
         for (int j = 0; j < I; ++j) y += hh[j] * w2[std::size_t(r) * I + j];
@@ -111,7 +132,11 @@ std::vector<float> reference(const HostExperts& hx, const std::vector<float>& x,
   return out;
 }
 
-void run_experts(const char* what, const Shape& sh, int n, const std::vector<int>& ids, unsigned seed) {
+// grouped: moe_experts; lt: moe_experts_lt; automatic: moe_experts_auto (the reference follows its choice).
+enum class Path { grouped, lt, automatic };
+
+void run_experts(const char* what, const Shape& sh, int n, const std::vector<int>& ids, unsigned seed,
+                 Path path = Path::grouped) {
   const HostExperts hx(sh, seed);
   std::mt19937 rng(seed);
   const std::vector<float> x = random_bf16(rng, std::size_t(n) * sh.H, -1.f, 1.f);
@@ -134,15 +159,41 @@ void run_experts(const char* what, const Shape& sh, int n, const std::vector<int
     d13b.upload(hx.w13_bf), d2b.upload(hx.w2_bf);
     w.w13 = d13b.p, w.w2 = d2b.p;
   }
-  DevBuf<unsigned char> ws(troupe::kernels::moe_workspace_bytes(n, sh.K, w));
-  troupe::kernels::moe_experts(d_x.p, n, d_ids.p, d_w.p, sh.K, w, ws.p, d_out.p, nullptr);
+  DevBuf<unsigned char> ws(std::max(troupe::kernels::moe_workspace_bytes(n, sh.K, w),
+                                     path == Path::lt ? troupe::kernels::moe_lt_workspace_bytes(n, sh.K, w) : 0));
+  bool lt = path == Path::lt;
+  if (path == Path::grouped) {
+    troupe::kernels::moe_experts(d_x.p, n, d_ids.p, d_w.p, sh.K, w, ws.p, d_out.p, nullptr);
+  } else {
+    troupe::kernels::Gemm gemm;
+    if (path == Path::lt) {
+      troupe::kernels::moe_experts_lt(gemm, d_x.p, n, d_ids.p, d_w.p, sh.K, w, ws.p, d_out.p, nullptr);
+    } else {
+      lt = troupe::kernels::moe_lt_takes(n, sh.K, w, nullptr);
+      troupe::kernels::moe_experts_auto(gemm, d_x.p, n, d_ids.p, d_w.p, sh.K, w, ws.p, d_out.p, nullptr);
+    }
+  }
   cuda_ok(cudaDeviceSynchronize(), what);
-  const std::vector<float> want = reference(hx, x, n, ids, wts, out0);
+  const std::vector<float> want = reference(hx, x, n, ids, wts, out0, lt);
   double ss = 0;
   for (std::size_t i = 0; i < want.size(); ++i) ss += double(want[i] - out0[i]) * (want[i] - out0[i]);
   const float rms = float(std::sqrt(ss / want.size()));
   check(rms > 1e-3f, "the experts change the output");
-  check_close(what, d_out.download(), want, 2e-2f * rms, 0.f);
+  const std::vector<float> got = d_out.download();
+  if (!(lt && sh.fp8)) {
+    check_close(what, got, want, 2e-2f * rms, 0.f);
+    return;
+  }
+  // FP8 activations: the reference quantizes x and h as the kernels do, but h comes from gate / up values that
+  // cuBLASLt's reduced-precision FP8 accumulation moves by ~0.5% (gemm_test.cpp), enough to flip some of h's e4m3
+  // roundings (a step of 6%): a noise of ~1% of the RMS per output, with tails. A wrong scale or row moves outputs
+  // by O(RMS): bound the error's RMS at 3% and every output at 30% of the RMS.
+  double se = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) se += double(got[i] - want[i]) * (got[i] - want[i]);
+  const double err_rms = std::sqrt(se / want.size()) / rms;
+  std::printf("  %s: error RMS %.4f of the output RMS\n", what, err_rms);
+  check(err_rms < 0.03, what);
+  check_close(what, got, want, 0.3f * rms, 0.f);
 }
 
 // Each token: `fixed` (if >= 0) plus distinct random experts from [0, pool).
@@ -209,4 +260,54 @@ KERNEL_TEST(moe_experts_prefill_tiles) {
     run_experts(fp8 ? "prefill fp8 BM 64 n=200" : "prefill bf16 BM 64 n=200", {16, 4, 592, 352, fp8}, 200,
                 pick(200, 4, 16, -1, 73), 73);
   }
+}
+
+// moe_experts_lt (per-expert cuBLASLt GEMMs): ragged counts, experts without tokens, padding ids, FP8 scales whose
+// k blocks need padding (hidden 640 = 5 blocks, inter 256 = 2), several 4096-token chunks.
+KERNEL_TEST(moe_experts_lt_path) {
+  for (bool fp8 : {false, true}) {
+    // 600 tokens x 3 over experts 0..6 of 8 (expert 7: none): ragged rows, each padded to 16
+    run_experts(fp8 ? "lt fp8 n=600" : "lt bf16 n=600", {8, 3, 512, 256, fp8}, 600, pick(600, 3, 7, -1, 81), 81,
+                Path::lt);
+    // expert 4 takes all 333 tokens, the second choice among 0..3; 5..11 get none
+    run_experts(fp8 ? "lt fp8 skewed, hidden 640" : "lt bf16 skewed, hidden 640", {12, 2, 640, 256, fp8}, 333,
+                pick(333, 2, 4, 4, 82), 82, Path::lt);
+    // ids outside [0, E) are skipped
+    std::vector<int> ids = pick(150, 2, 6, -1, 83);
+    for (std::size_t i = 0; i < ids.size(); i += 7) ids[i] = i % 2 ? -1 : 6;
+    run_experts(fp8 ? "lt fp8 padding ids" : "lt bf16 padding ids", {6, 2, 384, 128, fp8}, 150, ids, 83, Path::lt);
+  }
+  run_experts("lt bf16 n=4500 (two chunks)", {4, 2, 128, 128, false}, 4500, pick(4500, 2, 4, -1, 84), 84, Path::lt);
+  run_experts("lt fp8 n=4500 (two chunks)", {4, 2, 128, 128, true}, 4500, pick(4500, 2, 4, -1, 85), 85, Path::lt);
+  // R1's TP8 widths (hidden 7168, inter 256), 16 experts: 64 rows each
+  run_experts("lt fp8 R1 TP8 widths n=128", {16, 8, 7168, 256, true}, 128, pick(128, 8, 16, -1, 86), 86, Path::lt);
+}
+
+// moe_experts_auto on both sides of the crossover (moe_lt_pays: 24 rows per used expert; FP8 also 2 GFLOP per
+// expert), and the tiny checkpoints' FP8 shapes (inter 64), which only the grouped kernels take.
+KERNEL_TEST(moe_experts_auto_crossover) {
+  using troupe::kernels::moe_lt_pays;
+  troupe::kernels::MoeWeights w;
+  w.num_experts = 16, w.hidden = 256, w.inter = 128, w.w13 = w.w2 = &w;
+  check(!troupe::kernels::moe_lt_takes(40, 4, w, nullptr), "40 tokens x 4 over 16 experts: grouped kernels");
+  check(troupe::kernels::moe_lt_takes(1024, 4, w, nullptr), "1024 tokens x 4 over 16 experts: cuBLASLt");
+  w.fp8 = true;
+  check(!moe_lt_pays(1024, 4, w), "FP8 experts of 0.05 GFLOP: grouped kernels");
+  w.inter = 64;
+  check(!moe_lt_pays(4096, 4, w), "FP8 inter 64: grouped kernels");
+  w.num_experts = 256, w.hidden = 7168, w.inter = 2048;  // R1
+  check(!moe_lt_pays(512, 8, w) && moe_lt_pays(1024, 8, w), "R1 FP8: cuBLASLt from 1024 tokens (32 rows)");
+  w.inter = 256;  // R1 TP8
+  check(!moe_lt_pays(16384, 8, w), "R1 TP8 FP8: grouped kernels");
+  w.fp8 = false, w.num_experts = 64, w.hidden = 2048, w.inter = 1408;  // V2-Lite
+  check(!moe_lt_pays(128, 6, w) && moe_lt_pays(256, 6, w), "V2-Lite bf16: cuBLASLt from 256 tokens (24 rows)");
+  check(troupe::kernels::moe_workspace_bytes(4096, 6, w) == troupe::kernels::moe_lt_workspace_bytes(4096, 6, w),
+        "the workspace covers the cuBLASLt path");
+  for (bool fp8 : {false, true}) {
+    run_experts(fp8 ? "auto fp8 n=40" : "auto bf16 n=40", {16, 4, 256, 128, fp8}, 40, pick(40, 4, 16, -1, 91), 91,
+                Path::automatic);
+    run_experts(fp8 ? "auto fp8 n=1024" : "auto bf16 n=1024", {16, 4, 256, 128, fp8}, 1024, pick(1024, 4, 16, -1, 92),
+                92, Path::automatic);
+  }
+  run_experts("auto fp8 tiny n=2000", {12, 3, 256, 64, true}, 2000, pick(2000, 3, 12, -1, 93), 93, Path::automatic);
 }

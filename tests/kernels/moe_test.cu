@@ -93,19 +93,23 @@ void run_routing(const char* what, MoeRouting r, int n, bool ties, unsigned seed
     for (float& b : bias) b = ties ? 0.f : bd(rng);
   }
   DevBuf<float> d_logits(logits), d_bias(bias.empty() ? std::vector<float>{0.f} : bias);
-  DevBuf<std::int32_t> d_ids(std::size_t(n) * r.top_k);
-  DevBuf<float> d_w(std::size_t(n) * r.top_k);
+  const int row = r.top_k + r.always_on;  // routed choices, then the always-on (shared) experts
+  DevBuf<std::int32_t> d_ids(std::size_t(n) * row);
+  DevBuf<float> d_w(std::size_t(n) * row);
   r.correction_bias = bias.empty() ? nullptr : d_bias.p;
   troupe::kernels::moe_route(d_logits.p, n, r, d_ids.p, d_w.p, nullptr);
   const auto ids = d_ids.download();
   const auto wts = d_w.download();
   std::vector<float> got_w, want_w;
-  int mismatched = 0, near_ties = 0;
+  int mismatched = 0, near_ties = 0, bad_always_on = 0;
   for (int t = 0; t < n; ++t) {
     const HostRoute h = host_route(r, logits.data() + std::size_t(t) * r.num_experts, bias);
-    const std::vector<int> got(ids.begin() + std::size_t(t) * r.top_k, ids.begin() + std::size_t(t + 1) * r.top_k);
+    const std::size_t r0 = std::size_t(t) * row;
+    for (int j = 0; j < r.always_on; ++j)
+      bad_always_on += ids[r0 + r.top_k + j] != r.num_experts + j || wts[r0 + r.top_k + j] != 1.0f;
+    const std::vector<int> got(ids.begin() + r0, ids.begin() + r0 + r.top_k);
     if (got == h.ids) {
-      for (int j = 0; j < r.top_k; ++j) got_w.push_back(wts[std::size_t(t) * r.top_k + j]), want_w.push_back(h.weights[j]);
+      for (int j = 0; j < r.top_k; ++j) got_w.push_back(wts[r0 + j]), want_w.push_back(h.weights[j]);
       continue;
     }
     // Accept only a swap across an ulp-level tie of the host's own selection scores.
@@ -118,6 +122,7 @@ void run_routing(const char* what, MoeRouting r, int n, bool ties, unsigned seed
   if (near_ties) std::printf("  %s: %d of %d tokens differ across an ulp-level tie (accepted)\n", what, near_ties, n);
   if (mismatched) std::printf("  %s: %d of %d tokens chose other experts\n", what, mismatched, n);
   check(mismatched == 0, what);
+  check(bad_always_on == 0, "always-on experts follow the routed choices with weight 1");
   check(near_ties * 100 <= n, "near ties stay rare (<= 1% of tokens)");
   check_close(what, got_w, want_w, 1e-6f, 1e-5f);
 }
@@ -137,6 +142,9 @@ KERNEL_TEST(moe_route_v3) {
   run_routing("v3 without norm", routing(64, 4, 4, 2, true, false, 1.5f), 100, false, 23);
   run_routing("R1 with ties (bias 0, logits on a 0.5 grid)", routing(256, 8, 8, 4, true, true, 2.5f), 200, true, 24);
   run_routing("tiny v3 with ties", routing(12, 3, 3, 2, true, true, 2.5f), 100, true, 25);
+  MoeRouting shared = routing(256, 8, 8, 4, true, true, 2.5f);
+  shared.always_on = 1;  // R1's shared expert as expert 256
+  run_routing("R1 top-8 + 1 always-on expert", shared, 97, false, 26);
 }
 
 KERNEL_TEST(moe_route_v2) {
@@ -147,6 +155,9 @@ KERNEL_TEST(moe_route_v2) {
   run_routing("V2 top-1 with norm (no norm, scaled)", routing(16, 1, 1, 1, false, true, 2.f), 100, false, 34);
   run_routing("V2 greedy with ties", routing(64, 6, 1, 1, false, false, 1.0f), 200, true, 35);
   run_routing("V2 group limited with ties", routing(160, 6, 8, 3, false, false, 1.0f), 200, true, 36);
+  MoeRouting shared = routing(64, 6, 1, 1, false, false, 1.0f);
+  shared.always_on = 2;  // V2-Lite's two shared experts as experts 64 and 65
+  run_routing("V2-Lite top-6 + 2 always-on experts", shared, 101, false, 37);
 }
 
 KERNEL_TEST(moe_route_rejects_bad_config) {

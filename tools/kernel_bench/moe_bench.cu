@@ -1,7 +1,9 @@
 // MoE: the router and the grouped expert GEMMs. Decode is bounded by the bytes of the experts the batch uses
-// (each used expert's w13 and w2 once, plus scales, x and out); prefill by the tensor-core peak (the mma runs
-// in bf16, FP8 weights are widened in shared memory, so the bf16 peak is the honest bound for both).
+// (each used expert's w13 and w2 once, plus scales, x and out); prefill by the tensor-core peak (moe_experts' mma
+// runs in bf16, FP8 weights widened in shared memory: the bf16 peak; moe_experts_lt's FP8 GEMMs: the FP8 peak).
+#include "kernels/gemm/gemm.hpp"
 #include "kernels/moe/moe.hpp"
+#include "kernels/moe/moe_lt.hpp"
 #include "tools/kernel_bench/kernel_bench.hpp"
 
 #include <algorithm>
@@ -53,7 +55,8 @@ void experts_case(Bench& bench, const Shape& sh, int n) {
   w.w13 = w13.as<void>(), w.w2 = w2.as<void>(), w.fp8 = sh.fp8;
   w.w13_scale = sh.fp8 ? s13.as<float>() : nullptr, w.w2_scale = sh.fp8 ? s2.as<float>() : nullptr;
   w.num_experts = sh.E, w.hidden = sh.H, w.inter = sh.I;
-  Buffer ws(troupe::kernels::moe_workspace_bytes(n, sh.K, w));
+  Buffer ws(std::max(troupe::kernels::moe_workspace_bytes(n, sh.K, w),
+                     troupe::kernels::moe_lt_workspace_bytes(n, sh.K, w)));  // moe_experts_lt runs below any crossover
   const double per_expert = 3.0 * sh.H * sh.I * wbytes + (sh.fp8 ? 3.0 * ib * hb * 4 : 0.0);
   const double bytes = used.size() * per_expert + double(n) * sh.H * (2 + 4 + 4);  // x, out read + written
   const double flops = 2.0 * 3.0 * sh.H * sh.I * double(ids.size());
@@ -63,6 +66,14 @@ void experts_case(Bench& bench, const Shape& sh, int n) {
              [&](cudaStream_t s) {
                troupe::kernels::moe_experts(x.as<__nv_bfloat16>(), n, d_ids.as<std::int32_t>(), d_w.as<float>(), sh.K,
                                             w, ws.as<void>(), out.as<float>(), s);
+             });
+  // The cuBLASLt path (moe_lt.hpp) where it has at least 8 rows per used expert; its time includes the host sync.
+  if (troupe::kernels::moe_lt_workspace_bytes(n, sh.K, w) == 0 || ids.size() < 8 * used.size()) return;
+  troupe::kernels::Gemm gemm;
+  bench.time(sh.fp8 ? "moe_experts_lt fp8" : "moe_experts_lt bf16", shape, bytes, flops,
+             n >= 1024 ? (sh.fp8 ? Peak::fp8 : Peak::bf16) : Peak::memory, [&](cudaStream_t s) {
+               troupe::kernels::moe_experts_lt(gemm, x.as<__nv_bfloat16>(), n, d_ids.as<std::int32_t>(),
+                                               d_w.as<float>(), sh.K, w, ws.as<void>(), out.as<float>(), s);
              });
 }
 
@@ -84,7 +95,7 @@ void route_case(Bench& bench, int n) {
 // DeepSeek-R1 experts with TP 8 (inter 2048 / 8), FP8 with 128x128 scales.
 KERNEL_BENCH(moe_r1_tp8_fp8) {
   const Shape sh{"R1 TP8 fp8", 256, 8, 7168, 256, true};
-  for (int n : {1, 16, 64, 256, 4096}) experts_case(bench, sh, n);
+  for (int n : {1, 16, 64, 256, 1024, 4096}) experts_case(bench, sh, n);
 }
 
 // R1 experts unsharded (expert parallel), 64 of the 256 experts resident.
@@ -96,13 +107,13 @@ KERNEL_BENCH(moe_r1_ep_fp8) {
 // DeepSeek-R1 experts unsharded, all 256 resident (11 GB of FP8): issue 7's R1 prefill shape.
 KERNEL_BENCH(moe_r1_full_fp8) {
   const Shape sh{"R1 fp8 (256 experts, inter 2048)", 256, 8, 7168, 2048, true};
-  experts_case(bench, sh, 4096);
+  for (int n : {512, 1024, 2048, 4096}) experts_case(bench, sh, n);
 }
 
 // DeepSeek-V2-Lite experts, bf16.
 KERNEL_BENCH(moe_v2_lite_bf16) {
   const Shape sh{"V2-Lite bf16", 64, 6, 2048, 1408, false};
-  for (int n : {1, 64, 1024, 4096}) experts_case(bench, sh, n);
+  for (int n : {1, 64, 256, 512, 1024, 2048, 4096}) experts_case(bench, sh, n);
 }
 
 KERNEL_BENCH(moe_route_r1) {

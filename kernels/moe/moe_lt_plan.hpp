@@ -1,0 +1,50 @@
+#pragma once
+// moe_experts_lt's workspace (host-side, pure). Rows of one expert are padded to a multiple of kLtPad so every
+// segment is a shape cuBLASLt takes as is (FP8: m % 4 == 0, m >= 16) and the number of distinct m, hence of
+// cached algorithms, stays bounded; padded rows are zero and are never read back. The batched form (bf16) gives
+// every expert the same M rows (the largest padded count): it runs when E * M fits in R, i.e. while the busiest
+// expert has at most about twice the average rows (at most half the batched GEMMs' rows are padding).
+//
+//   perm[R]      entry t * top_k + k of each row (-1: padding)   R = (fp8 ? 1 : 2) entries + min(E, entries) * kLtPad
+//   inv[entries] row of each entry (-1: id outside [0, E))
+//   offsets[E+1] first row of each expert (device copy of what the host reads back)
+//   s13/s2       FP8 weight scales with the k blocks padded to a multiple of 4 (when they are not already)
+//   A            gathered x (bf16, or FP8 + token-major scales per segment), later h (same forms)
+//   B            gate|up (bf16 [R, 2I]), later y (bf16 [R, H]; the bf16 per-expert loop: float)
+#include <algorithm>
+#include <cstddef>
+
+namespace troupe::kernels::moe_detail {
+
+constexpr int kLtPad = 16, kLtChunkTokens = 4096;
+
+inline std::size_t lt_align(std::size_t x) { return (x + 255) / 256 * 256; }
+inline int round4(int x) { return (x + 3) / 4 * 4; }
+
+struct LtLayout {
+  std::size_t perm = 0, inv = 0, offsets = 0, s13 = 0, s2 = 0, a = 0, a_scale = 0, b = 0, total = 0;
+  std::size_t max_rows = 0;
+};
+
+inline LtLayout lt_layout(int tokens, int top_k, int E, int H, int I, bool fp8) {
+  const std::size_t entries = std::size_t(std::min(tokens, kLtChunkTokens)) * top_k;
+  const std::size_t R = entries + (fp8 ? 0 : entries) + std::min<std::size_t>(E, entries) * kLtPad;
+  const std::size_t hb = (H + 127) / 128, ib = (I + 127) / 128;
+  LtLayout l;
+  l.max_rows = R;
+  l.inv = lt_align(l.perm + R * 4);
+  l.offsets = lt_align(l.inv + entries * 4);
+  l.s13 = lt_align(l.offsets + (std::size_t(E) + 1) * 4);
+  l.s2 = lt_align(l.s13 + (fp8 ? std::size_t(E) * 2 * ib * round4(int(hb)) * 4 : 0));
+  l.a = lt_align(l.s2 + (fp8 ? std::size_t(E) * hb * round4(int(ib)) * 4 : 0));
+  const std::size_t a_elems = R * std::max<std::size_t>(H, I);
+  l.a_scale = lt_align(l.a + a_elems * (fp8 ? 1 : 2));
+  l.b = lt_align(l.a_scale + (fp8 ? R * std::max(hb, ib) * 4 : 0));
+  // y: bf16 [R, H] (FP8 experts, bf16 batched) or, bf16 per-expert loop, float over the unbatched rows
+  const std::size_t unbatched = entries + std::min<std::size_t>(E, entries) * kLtPad;
+  const std::size_t b_bytes = std::max({R * 2 * I * 2, R * H * 2, fp8 ? 0 : unbatched * H * 4});
+  l.total = lt_align(l.b + b_bytes);
+  return l;
+}
+
+}  // namespace troupe::kernels::moe_detail
