@@ -4,7 +4,8 @@
 # Modes: kernels (troupe_kernel_test + troupe_kernel_bench), check (troupe_cuda_check: cuda vs the cpu oracle on
 # the tiny checkpoints and stories260K), stories (serve + bench on the default model), v2 (V2-Lite dummy: 200
 # prompts of 1000 in / 100 out, issue 7's comparison with vLLM), conc (V2-Lite dummy, 1000 in / 1000 out at
-# --max-concurrency 1, 16 and 64), smoke (R1 / V2-Lite layer timings), all.
+# --max-concurrency 1, 16 and 64), smoke (R1 / V2-Lite layer timings), ab (tests/cuda/switch_ab.sh: the fast
+# paths against the plain ones on R1 cut to 4 layers, FP8 and bf16), all.
 # Logs land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -74,6 +75,9 @@ if has conc; then
     done
   else echo "conc serve did not become healthy"; tail -20 "$OUT/serve_conc.log"; fi
   kill $pid; wait $pid 2>/dev/null
+fi
+if has ab; then
+  for d in fp8 bf16; do bash tests/cuda/switch_ab.sh "$d" 2>&1 | grep -v " info "; echo "switch_ab $d rc=${PIPESTATUS[0]}"; done
 fi
 if has smoke; then
   timeout 200 troupe_cuda_check --smoke "$(model_dir r1)" 4 5; echo "r1 smoke rc=$?"

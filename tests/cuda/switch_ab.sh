@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Do the fast paths change the numbers? switch_ab.sh fp8|bf16: DeepSeek-R1 cut to 4 layers (3 dense + 1 MoE; dummy
+# weights filled per tensor name, so every run holds the same weights) served once per variant: as shipped ("fast"),
+# with every fast path off ("plain": TROUPE_FUSE_QKV_A=0, q_a / kv_a as two GEMMs; TROUPE_SHARED_MERGE_TOKENS=0,
+# the shared expert as its own MLP; TROUPE_MOE_LT=0, the grouped expert kernels for prefill;
+# TROUPE_MLA_PREFILL_MIN=0, the absorbed MLA kernel for prefill), and with each one off alone. The tiny FP8
+# checkpoints of troupe_cuda_check are too narrow for these paths (they need 128-multiple widths), so this is
+# their check. Same request to all: a ~1100-token prompt (the non-absorbed MLA prefill and, at ~34 rows per used
+# expert, the cuBLASLt MoE path) with prompt_logprobs, then greedy decode steps at batch 1 (fused q_a|kv_a, the
+# shared expert inside moe_experts) with logprobs. switch_ab.py compares each with "plain", against the drift
+# between two correct runs (the floors below). Run from the repo root with the troupe binaries on PATH
+# (on_device.sh).
+set -uo pipefail
+OUT=${OUT:-/tmp/troupe-out}
+mkdir -p "$OUT"
+here=$(dirname "$0")
+dtype=${1:-fp8}  # fp8: R1 as published; bf16: its quantization_config dropped (bf16 dummy weights, no FP8 noise)
+m=/tmp/troupe-models/r1-4-$dtype
+mkdir -p "$m"
+python3 - "$m" "$dtype" <<'PY'
+import json, sys
+c = json.load(open("tests/data/configs/deepseek-r1/config.json")); c["num_hidden_layers"] = 4
+if sys.argv[2] == "bf16": c.pop("quantization_config", None)
+json.dump(c, open(sys.argv[1] + "/config.json", "w"), indent=1)
+PY
+cp tests/data/tokenizer/deepseek-r1/* "$m"/
+wait_health() { for _ in $(seq 1 240); do curl -sf "localhost:$1/health" >/dev/null 2>&1 && return 0; sleep 1; done; return 1; }
+python3 - > "$OUT/ab_body.json" <<'PY'
+import json, random
+random.seed(7)
+words = "the river carried small stones past the mill while children counted boats and the old keeper sang".split()
+prompt = " ".join(random.choice(words) for _ in range(1100))
+print(json.dumps({"prompt": prompt, "max_tokens": 8, "temperature": 0, "logprobs": 5, "prompt_logprobs": 5,
+                  "ignore_eos": True}))
+PY
+# name | environment | extra serve flags. Two noise floors (two correct computations of the same math in other
+# summation orders): "chunked" / "chunked32", the plain paths with the prompt prefilled in 256- / 32-token chunks; "reorder", the
+# fast paths with other MLA prefill pieces (512 keys) and query tiles (64 rows). The fast paths should sit at them.
+off="TROUPE_FUSE_QKV_A=0 TROUPE_SHARED_MERGE_TOKENS=0 TROUPE_MOE_LT=0 TROUPE_MLA_PREFILL_MIN=0"
+variants=("fast||" "plain|$off|" "chunked|$off|--max-num-batched-tokens 256" "chunked32|$off|--max-num-batched-tokens 32"
+          "reorder|TROUPE_MLA_PREFILL_PIECE=512 TROUPE_MLA_PREFILL_TILE=64|"
+          "no_fuse|TROUPE_FUSE_QKV_A=0|" "no_merge|TROUPE_SHARED_MERGE_TOKENS=0|" "no_lt|TROUPE_MOE_LT=0|"
+          "no_mla_prefill|TROUPE_MLA_PREFILL_MIN=0|")
+for v in "${variants[@]}"; do
+  IFS='|' read -r name envs flags <<< "$v"
+  # shellcheck disable=SC2086  # envs and flags are word lists
+  env $envs troupe serve --backend cuda --model "$m" --load-format dummy --max-model-len 4096 --port 8031 \
+    --enforce-eager $flags > "$OUT/serve_ab_${dtype}_$name.log" 2>&1 & pid=$!
+  if wait_health 8031; then
+    curl -s localhost:8031/v1/completions -H 'content-type: application/json' -d @"$OUT/ab_body.json" \
+      > "$OUT/ab_${dtype}_$name.json"
+  else
+    echo "$name serve did not become healthy"; tail -5 "$OUT/serve_ab_${dtype}_$name.log"
+  fi
+  kill "$pid"; wait "$pid" 2>/dev/null
+done
+# bf16: the fast paths must sit at the floor (1.5x). FP8: every rounding difference upstream of a 1x128 activation
+# quantization moves some values by a whole FP8 step, so the drift of two correct orders depends on how much
+# they differ, not only whether: pieces merged in another order drift less than absorbed against non-absorbed
+# attention, which in bf16 sits at the floor. There the bound is 3x, a guard against gross errors (a wrong scale
+# or a misplaced expert moves logprobs by whole units, and top-1 ids at random over 129k).
+factor=$([[ $dtype == bf16 ]] && echo 1.5 || echo 3)
+echo "== R1, 4 layers, $dtype dummy weights"
+python3 "$here/switch_ab.py" "$OUT" "$dtype" plain chunked:plain,chunked32:plain,reorder:fast "$factor" fast no_fuse no_merge no_lt no_mla_prefill
