@@ -203,7 +203,13 @@ void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, co
   up.h = h;
   static const bool m_fastest = env_flag("TROUPE_MOE_PREFILL_M_FASTEST", "1");
   up.n_fastest = m_fastest ? 0 : 1;
-  const int ksplit = bm == kBmDecode ? choose_ksplit(entries, w.num_experts, w.hidden, w.inter, sm_count()) : 1;
+  static const int forced_ksplit = [] {  // TROUPE_MOE_DECODE_KSPLIT=N: every decode batch splits K N ways (A/B)
+    const char* v = std::getenv("TROUPE_MOE_DECODE_KSPLIT");
+    return v && *v ? std::max(1, std::atoi(v)) : 0;
+  }();
+  const int ksplit = bm != kBmDecode                ? 1
+                     : forced_ksplit && entries <= kSplitKMaxEntries ? forced_ksplit
+                     : choose_ksplit(entries, w.num_experts, w.hidden, w.inter, sm_count());
   up.gate_up = gate_up;
   up.ktiles_per_split = ((w.hidden + 127) / 128 + ksplit - 1) / ksplit;
   if (ksplit > 1)

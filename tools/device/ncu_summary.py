@@ -10,10 +10,13 @@ from collections import defaultdict
 
 
 def short(name: str) -> str:
-    name = name.replace("(anonymous namespace)", "anon")
+    raw = name
+    name = name.replace("(anonymous namespace)", "anon").replace("<unnamed>", "anon")  # ncu spells it either way
     name = re.sub(r"\(.*", "", name)            # drop the argument list
     name = re.sub(r"<.*", "", name)             # and template arguments
-    return name.split("::")[-1][:60]
+    # Some names lose everything to the patterns above (a template argument list with parentheses before the
+    # name's last component, an empty demangling): keep the raw name's head rather than an empty row.
+    return name.split("::")[-1][:60] or raw[:60]
 
 
 def main() -> None:
