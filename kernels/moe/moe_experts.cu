@@ -3,6 +3,7 @@
 // Only the experts the batch routes to are read; nothing waits on the host (CUDA-graph safe).
 #include "kernels/moe/moe.hpp"
 #include "kernels/moe/moe_gemm.cuh"
+#include "kernels/moe/moe_gemv.cuh"
 #include "kernels/moe/moe_lt.hpp"
 #include "kernels/moe/moe_plan.hpp"
 #include "kernels/moe/moe_prefill.cuh"
@@ -158,6 +159,37 @@ void validate(int n, int top_k, const MoeWeights& w) {
   if (w.fp8 && (!w.w13_scale || !w.w2_scale)) fail("FP8 experts need w13_scale and w2_scale");
 }
 
+// Batches of at most this many tokens take the GEMV kernels (moe_gemv.cuh): default 1 (a second token on the
+// same expert would read its weights twice). TROUPE_MOE_GEMV_TOKENS=0: never (A/B).
+int gemv_max_tokens() {
+  static const int v = [] {
+    const char* e = std::getenv("TROUPE_MOE_GEMV_TOKENS");
+    return e && *e ? std::atoi(e) : 1;
+  }();
+  return v;
+}
+
+template <bool FP8>
+void run_gemv(const GemvArgs& a, int n, cudaStream_t s) {
+  gemv_gate_up_kernel<FP8><<<dim3((a.inter + kGemvWarps - 1) / kGemvWarps, n * a.top_k), kGemvWarps * 32, 0, s>>>(a);
+  const std::size_t smem = std::size_t(a.top_k) * a.inter * 2;
+  cudaFuncSetAttribute(gemv_down_kernel<FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  gemv_down_kernel<FP8><<<dim3((a.hidden + kGemvWarps - 1) / kGemvWarps, n), kGemvWarps * 32, smem, s>>>(a);
+}
+
+// The single-token path: true when it ran.
+bool try_gemv(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
+              const MoeWeights& w, __nv_bfloat16* h, float* out, cudaStream_t s) {
+  if (n > gemv_max_tokens() || std::size_t(top_k) * w.inter * 2 > 200 * 1024) return false;  // h in shared memory
+  const GemvArgs a{x, topk_ids, topk_weights, top_k, w.num_experts, w.hidden, w.inter, w.w13, w.w2,
+                   w.w13_scale, w.w2_scale, h, out};
+  if (w.fp8)
+    run_gemv<true>(a, n, s);
+  else
+    run_gemv<false>(a, n, s);
+  return true;
+}
+
 }  // namespace
 
 std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) {
@@ -183,6 +215,11 @@ void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, co
   auto* num_tiles = reinterpret_cast<int*>(base + l.num_tiles);
   auto* h = reinterpret_cast<__nv_bfloat16*>(base + l.h);
   auto* gate_up = reinterpret_cast<float*>(base + l.gate_up);
+  if (try_gemv(x, n, topk_ids, topk_weights, top_k, w, h, out, s)) {
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw std::runtime_error(std::string("moe_experts (gemv): ") + cudaGetErrorString(e));
+    return;
+  }
   group_kernel<<<1, kGroupThreads, 0, s>>>(topk_ids, entries, w.num_experts, bm, perm, tiles, num_tiles);
 
   const int inter_blocks = (w.inter + 127) / 128, hidden_blocks = (w.hidden + 127) / 128;

@@ -241,6 +241,10 @@ KERNEL_TEST(moe_experts_real_widths) {
   // R1 with TP 8 (hidden 7168, inter 2048 / 8) at decode sizes; 16 of the 256 experts kept to bound host work
   run_experts("R1 widths fp8 n=1", {16, 8, 7168, 256, true}, 1, pick(1, 8, 16, -1, 61), 61);
   run_experts("R1 widths fp8 n=16", {16, 8, 7168, 256, true}, 16, pick(16, 8, 16, -1, 62), 62);
+  // single tokens take the GEMV kernels: R1's full inter 2048 with 8 routed + 1 shared expert, and the tiny
+  // FP8 checkpoint shape (inter 64: half a scale block)
+  run_experts("R1 full widths fp8 n=1, 9 experts (gemv)", {9, 9, 7168, 2048, true}, 1, pick(1, 9, 9, -1, 65), 65);
+  run_experts("tiny fp8 n=1 (gemv)", {12, 3, 256, 64, true}, 1, pick(1, 3, 12, -1, 66), 66);
   // V2-Lite's inter 1408 = 11 FP8 blocks, hidden 2048
   run_experts("inter 1408 fp8 n=24", {16, 6, 2048, 1408, true}, 24, pick(24, 6, 16, -1, 63), 63);
   run_experts("inter 1408 bf16 n=24", {16, 6, 2048, 1408, false}, 24, pick(24, 6, 16, -1, 64), 64);
