@@ -165,20 +165,10 @@ __global__ void quant_fp8_kernel(const bf16* x, std::size_t groups, fp8* q, floa
   const bool live = g < groups;
   float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   if (live) detail::load_bf16x8(x + tid * 8, a);
-  float amax = 0;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(a[j]));
-#pragma unroll
-  for (int o = 8; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float scale = detail::group128_fp8_scale(a);
   if (!live) return;
-  // DeepSeek / vLLM clamp the amax away from zero so an all-zero group gets a finite scale.
-  const float scale = fmaxf(amax, 1e-10f) / 448.0f;
   if (tid % 16 == 0) scales[g] = scale;
-  const float inv = 1.0f / scale;
-  alignas(8) __nv_fp8_storage_t b[8];
-#pragma unroll
-  for (int j = 0; j < 8; ++j) b[j] = __nv_cvt_float_to_fp8(a[j] * inv, __NV_SATFINITE, __NV_E4M3);
-  *reinterpret_cast<uint2*>(q + tid * 8) = *reinterpret_cast<const uint2*>(b);
+  detail::store_fp8x8(a, 1.0f / scale, q + tid * 8);
 }
 
 __global__ void to_bf16_kernel(const float* x, std::size_t count, bf16* out, bool vec) {

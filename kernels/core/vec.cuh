@@ -1,6 +1,7 @@
 #pragma once
 // 16-byte vector loads and stores and block reductions shared by the core kernels (device code only).
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 
@@ -54,6 +55,26 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   __syncthreads();
   v = lane < warps ? red[lane] : 0.0f;
   return warp_sum(v);
+}
+
+// The e4m3 scale of a 1x128 activation group that 16 adjacent lanes hold, 8 values each: the amax reduced over
+// those lanes, clamped away from zero (DeepSeek / vLLM: an all-zero group gets a finite scale), over 448. Every
+// lane of the warp must call it (the shuffles), live or not.
+__device__ __forceinline__ float group128_fp8_scale(const float (&v)[8]) {
+  float amax = 0;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(v[j]));
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  return fmaxf(amax, 1e-10f) / 448.0f;
+}
+
+// v * inv as 8 e4m3 bytes (saturating), stored to q (8-byte aligned).
+__device__ __forceinline__ void store_fp8x8(const float (&v)[8], float inv, __nv_fp8_e4m3* q) {
+  alignas(8) __nv_fp8_storage_t b[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) b[j] = __nv_cvt_float_to_fp8(v[j] * inv, __NV_SATFINITE, __NV_E4M3);
+  *reinterpret_cast<uint2*>(q) = *reinterpret_cast<const uint2*>(b);
 }
 
 }  // namespace troupe::kernels::detail

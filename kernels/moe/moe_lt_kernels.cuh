@@ -100,13 +100,8 @@ __global__ void lt_quant_kernel(const bf16* src, const std::int32_t* perm, int t
       if (ent >= 0) detail::load_bf16x8(src + std::size_t(ent / top_k) * K + c, v);
     }
   }
-  float amax = 0;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(v[j]));
-#pragma unroll
-  for (int o = 8; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float scale = detail::group128_fp8_scale(v);
   if (!live) return;
-  const float scale = fmaxf(amax, 1e-10f) / 448.0f, inv = 1.0f / scale;
   if (lane == 0) {
     int lo = 0, hi = E - 1;  // the last expert whose segment starts at or before p
     while (lo < hi) {
@@ -116,10 +111,7 @@ __global__ void lt_quant_kernel(const bf16* src, const std::int32_t* perm, int t
     const int seg = offsets[lo], m = offsets[lo + 1] - seg;
     scales[std::size_t(seg) * KB + std::size_t(kb) * m + (p - seg)] = scale;
   }
-  alignas(8) __nv_fp8_storage_t b[8];
-#pragma unroll
-  for (int j = 0; j < 8; ++j) b[j] = __nv_cvt_float_to_fp8(v[j] * inv, __NV_SATFINITE, __NV_E4M3);
-  *reinterpret_cast<uint2*>(q + std::size_t(p) * K + c) = *reinterpret_cast<const uint2*>(b);
+  detail::store_fp8x8(v, 1.0f / scale, q + std::size_t(p) * K + c);
 }
 
 __device__ __forceinline__ float to_f(float v) { return v; }
