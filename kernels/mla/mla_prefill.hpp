@@ -16,6 +16,7 @@
 // A chunk whose context spans several pieces is merged through its log-sum-exp: the first segment writes
 // out (normalized) and lse, later ones combine with what is there (lse: float32 [tokens, heads], base 2).
 #include "kernels/core/batch.hpp"
+#include "kernels/mla/mla_prefill_plan.hpp"  // MlaPrefillSeg, the flags, the query tile
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -23,19 +24,6 @@
 #include <cstdint>
 
 namespace troupe::kernels {
-
-// Query rows per CTA (16 per warp): 64 or 128; the plan's work items and the launch must use the same.
-// 128 (8 warps sharing each staged key tile): 188 against 131 TFLOP/s for R1's 4096-token prompt on an H200.
-constexpr int kMlaPrefillTileQ = 128;
-inline bool mla_prefill_tile_ok(int tile_q) { return tile_q == 64 || tile_q == 128; }
-enum MlaPrefillFlags : std::int32_t { kMlaSegFirst = 1, kMlaSegLast = 2 };
-
-// One chunk's share of one piece. Queries: step tokens [t0, t0 + n_q) at positions pos0 + i of sequence `seq`
-// (an index into the AttnBatch block tables); keys: positions [k_lo, k_hi) of that sequence, at buffer rows
-// [buf0, buf0 + k_hi - k_lo).
-struct MlaPrefillSeg {
-  std::int32_t t0, n_q, pos0, seq, k_lo, k_hi, buf0, flags;
-};
 
 struct MlaPrefillDims {
   int heads = 0, nope = 0, rope = 0, v = 0;

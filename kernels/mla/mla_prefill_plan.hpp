@@ -1,19 +1,30 @@
 #pragma once
 // Host-side plan of the non-absorbed MLA prefill (mla_prefill.hpp): the contexts of the step's prefill chunks
 // cut into segments packed into pieces of at most `piece_rows` expanded keys, and per piece the list of
-// (segment, query tile) work items, heaviest first. Pure C++ (tested without a GPU).
+// (segment, query tile) work items, heaviest first. Pure C++: kernel_plan_test runs it in CI.
 //
 //   chunk A: context 0..2999 (queries 2000..2999)   chunk B: context 0..799 (all queries)   piece_rows 2048
 //   piece 0: | A keys [0, 2048)                              |
 //   piece 1: | A keys [2048, 3000) | B keys [0, 800) | ...     A's queries merge piece 0 and piece 1 via lse
-#include "kernels/mla/mla_prefill.hpp"
-
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <vector>
 
 namespace troupe::kernels {
+
+// Query rows per CTA (16 per warp): 64 or 128; the plan's work items and the launch must use the same.
+// 128 (8 warps sharing each staged key tile): 188 against 131 TFLOP/s for R1's 4096-token prompt on an H200.
+constexpr int kMlaPrefillTileQ = 128;
+inline bool mla_prefill_tile_ok(int tile_q) { return tile_q == 64 || tile_q == 128; }
+enum MlaPrefillFlags : std::int32_t { kMlaSegFirst = 1, kMlaSegLast = 2 };
+
+// One chunk's share of one piece. Queries: step tokens [t0, t0 + n_q) at positions pos0 + i of sequence `seq`
+// (an index into the AttnBatch block tables); keys: positions [k_lo, k_hi) of that sequence, at buffer rows
+// [buf0, buf0 + k_hi - k_lo).
+struct MlaPrefillSeg {
+  std::int32_t t0, n_q, pos0, seq, k_lo, k_hi, buf0, flags;
+};
 
 struct MlaPrefillChunk {
   int t0 = 0, n_q = 0, pos0 = 0, seq = 0;  // step tokens [t0, t0 + n_q) at positions [pos0, pos0 + n_q)
