@@ -1,6 +1,7 @@
 // Row-wise and element-wise kernels of kernels/core/ops.hpp. All of them are memory bound: each thread moves
 // 16 bytes per access (8 bf16 or 4 float), consecutive threads touch consecutive vectors (coalesced), and
 // a scalar path covers shapes or pointers that are not 16-byte aligned.
+#include "kernels/core/launch.hpp"
 #include "kernels/core/ops.hpp"
 #include "kernels/core/vec.cuh"
 
@@ -210,11 +211,6 @@ __global__ void cache_write_kernel(const bf16* k, int k_stride, const bf16* v, i
 int grid_for(std::size_t work, int threads) {
   const std::size_t blocks = (work + threads - 1) / threads;
   return int(blocks < 65536 ? (blocks ? blocks : 1) : 65536);
-}
-
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // MLA over the paged latent cache: the cache write, the host-side dispatch and the split combine. The two
 // attention kernels live in mla_fast.cuh (512 + 64, tensor cores) and mla_generic.cuh (any dims, scalar).
+#include "kernels/core/launch.hpp"
 #include "kernels/mla/mla.hpp"
 #include "kernels/mla/mla_fast.cuh"
 #include "kernels/mla/mla_generic.cuh"
@@ -16,20 +17,10 @@ namespace {
 
 using namespace mla_detail;
 
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
-// The fast kernel's shared-memory opt-in, once per device (the attribute call costs tens of microseconds).
+// The fast kernel's shared-memory opt-in, once per device.
 void allow_smem(int bytes) {
   static std::atomic<std::uint64_t> done{0};
-  int dev = 0;
-  cudaGetDevice(&dev);
-  const std::uint64_t bit = std::uint64_t(1) << (dev & 63);
-  if (done.load(std::memory_order_relaxed) & bit) return;
-  cudaFuncSetAttribute(mla_fast_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  done.fetch_or(bit);
+  opt_in_smem(mla_fast_kernel, bytes, done);
 }
 
 int sm_count() {

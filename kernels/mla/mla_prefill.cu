@@ -1,5 +1,6 @@
 // Non-absorbed MLA prefill: the latent gather, the row scatter and the attention kernel's dispatch
 // (the kernel itself: mla_prefill_kernel.cuh).
+#include "kernels/core/launch.hpp"
 #include "kernels/mla/mla_prefill.hpp"
 #include "kernels/mla/mla_prefill_kernel.cuh"
 
@@ -12,11 +13,6 @@ namespace troupe::kernels {
 namespace {
 
 using namespace mla_prefill_detail;
-
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
 
 // One CTA per buffer row: find the row's segment (segments are sorted by buf0), then copy the cached
 // [latent | rope] row of that key position into lat and kpe.
@@ -58,16 +54,8 @@ __global__ void scatter_kernel(const bf16* src, const std::int32_t* idx, int col
 template <int NOPE, int ROPE, int DV, int WARPS>
 void launch(const Args& a, int num_tiles, cudaStream_t s) {
   using S = Shape<NOPE, ROPE, DV>;
-  // The >48 KiB opt-in once per device (the attribute call costs tens of microseconds).
   static std::atomic<std::uint64_t> done{0};
-  int dev = 0;
-  cudaGetDevice(&dev);
-  const std::uint64_t bit = std::uint64_t(1) << (dev & 63);
-  if (!(done.load(std::memory_order_relaxed) & bit)) {
-    cudaFuncSetAttribute(mla_prefill_kernel<NOPE, ROPE, DV, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         S::kSmemBytes);
-    done.fetch_or(bit);
-  }
+  opt_in_smem(mla_prefill_kernel<NOPE, ROPE, DV, WARPS>, S::kSmemBytes, done);
   mla_prefill_kernel<NOPE, ROPE, DV, WARPS><<<dim3(num_tiles, a.heads), WARPS * 32, S::kSmemBytes, s>>>(a);
 }
 

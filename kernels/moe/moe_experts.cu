@@ -1,6 +1,7 @@
 // moe_experts: group the batch's (token, choice) entries by expert on the device, then two grouped GEMMs over
 // (expert, M tile) work items: gate/up with SiLU*up fused, then down with the weighted scatter-add into `out`.
 // Only the experts the batch routes to are read; nothing waits on the host (CUDA-graph safe).
+#include "kernels/core/launch.hpp"
 #include "kernels/moe/moe.hpp"
 #include "kernels/moe/moe_gemm.cuh"
 #include "kernels/moe/moe_gemv.cuh"
@@ -53,18 +54,6 @@ __global__ void __launch_bounds__(kGroupThreads) group_kernel(const std::int32_t
   for (int i = tid; i < entries; i += kGroupThreads) {
     const int e = ids[i];
     if (e >= 0 && e < E) perm[off[e] + atomicAdd(&fill[e], 1)] = i;
-  }
-}
-
-// The shared-memory opt-in once per device and kernel instantiation (the call costs tens of microseconds).
-template <typename Kernel>
-void opt_in_smem(Kernel kernel, int bytes, std::atomic<std::uint64_t>& done) {
-  int dev = 0;
-  cudaGetDevice(&dev);
-  const std::uint64_t bit = std::uint64_t(1) << (dev & 63);
-  if (!(done.load(std::memory_order_relaxed) & bit)) {
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    done.fetch_or(bit);
   }
 }
 
@@ -169,18 +158,21 @@ int gemv_max_tokens() {
   return v;
 }
 
+constexpr int kGemvMaxSmem = 200 * 1024;  // the down GEMV's h rows (H200: 227 KiB per block at most)
+
 template <bool FP8>
 void run_gemv(const GemvArgs& a, int n, cudaStream_t s) {
   gemv_gate_up_kernel<FP8><<<dim3((a.inter + kGemvWarps - 1) / kGemvWarps, n * a.top_k), kGemvWarps * 32, 0, s>>>(a);
   const std::size_t smem = std::size_t(a.top_k) * a.inter * 2;
-  cudaFuncSetAttribute(gemv_down_kernel<FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  static std::atomic<std::uint64_t> done{0};
+  opt_in_smem(gemv_down_kernel<FP8>, kGemvMaxSmem, done);  // the cap, once: smem varies with the model
   gemv_down_kernel<FP8><<<dim3((a.hidden + kGemvWarps - 1) / kGemvWarps, n), kGemvWarps * 32, smem, s>>>(a);
 }
 
 // The single-token path: true when it ran.
 bool try_gemv(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
               const MoeWeights& w, __nv_bfloat16* h, float* out, cudaStream_t s) {
-  if (n > gemv_max_tokens() || std::size_t(top_k) * w.inter * 2 > 200 * 1024) return false;  // h in shared memory
+  if (n > gemv_max_tokens() || std::size_t(top_k) * w.inter * 2 > kGemvMaxSmem) return false;  // h in shared memory
   const GemvArgs a{x, topk_ids, topk_weights, top_k, w.num_experts, w.hidden, w.inter, w.w13, w.w2,
                    w.w13_scale, w.w2_scale, h, out};
   if (w.fp8)

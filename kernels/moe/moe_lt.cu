@@ -5,6 +5,7 @@
 // a strided-batched FP8 GEMM with 128x128 block scales down on the H200).
 #include "kernels/moe/moe_lt.hpp"
 
+#include "kernels/core/launch.hpp"
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/moe/moe_lt_kernels.cuh"
 #include "kernels/moe/moe_lt_plan.hpp"
@@ -22,9 +23,7 @@ namespace {
 using namespace moe_detail;
 using fp8 = __nv_fp8_e4m3;
 
-void lt_check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("moe_experts_lt ") + what + ": " + cudaGetErrorString(e));
-}
+void lt_check(cudaError_t e, const char* what) { check_cuda(e, std::string("moe_experts_lt ") + what); }
 
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);

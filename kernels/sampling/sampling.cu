@@ -13,6 +13,7 @@
 //
 // Selection starts with linear bins of zmax - z (1/32 wide): logits share few exponent bytes, so a radix
 // pass over raw key bits would pile 100k shared atomics onto a handful of bins.
+#include "kernels/core/launch.hpp"
 #include "kernels/sampling/sampling.hpp"
 
 #include <cuda_runtime.h>
@@ -420,11 +421,6 @@ __global__ void penalties_kernel(float* logits, int vocab, const SampleParams* p
     l = l > 0 ? l / P.repetition_penalty : l * P.repetition_penalty;
   if (c > 0) l -= P.frequency_penalty * float(c) + P.presence_penalty;
   logits[at] = l;
-}
-
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
 }  // namespace

@@ -36,7 +36,10 @@ int env_int(const char* name, int fallback) {
 
 void MlaPrefillStep::plan(std::span<const StepChunk> chunks, cudaStream_t s) {
   active_ = false;
-  if (min_q_ <= 0) return;
+  // Decode-only steps (the common case) leave at once, before any host work.
+  if (min_q_ <= 0 || std::none_of(chunks.begin(), chunks.end(),
+                                  [&](const StepChunk& c) { return int(c.tokens.size()) >= min_q_; }))
+    return;
   std::vector<kernels::MlaPrefillChunk> pcs;
   std::vector<std::int32_t> idx, seq, pos;
   int t = 0, si = 0;

@@ -1,6 +1,7 @@
 // moe_experts against dequantize-then-matmul on the host in float64 (tolerance: see moe_test.cu's header):
-// bf16 and FP8 (128x128 block scales, inter not a multiple of 128 included), decode tiles (BM 16) and prefill
-// tiles (moe_prefill.cuh, BM 64 and 128), experts with no tokens and one expert that every token uses.
+// bf16 and FP8 (128x128 block scales, inter not a multiple of 128 included), the single-token GEMVs
+// (moe_gemv.cuh), decode tiles (BM 16) and prefill tiles (moe_prefill.cuh, BM 64 and 128), the cuBLASLt path
+// (moe_lt.cu) and moe_experts_auto's choice, experts with no tokens and one expert that every token uses.
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/moe/moe.hpp"
 #include "kernels/moe/moe_lt.hpp"
