@@ -100,7 +100,10 @@ std::string message_content(const json& m) {
   if (c->is_array()) {  // OpenAI content parts: concatenate the text parts
     std::string s;
     for (auto& part : *c) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      // Check each member's type before reading it: value("type", "") throws on a non-string "type".
+      const auto type = part.is_object() ? part.find("type") : part.end();
+      if (type == part.end() || !type->is_string() || *type != "text" || !part.contains("text") ||
+          !part["text"].is_string())
         fail("messages", "only text content parts are supported");
       s += part["text"].get<std::string>();
     }
@@ -222,6 +225,12 @@ std::string model_field(const json& body) {
 }
 }  // namespace
 
+namespace {
+ApiError bad_json_types(const nlohmann::json::exception& e) {
+  return ApiError{400, std::string("invalid request: ") + e.what(), "BadRequestError", ""};
+}
+}  // namespace
+
 std::variant<TokenizeRequest, ApiError> parse_tokenize_request(const std::string& text) {
   auto parsed = parse_object(text);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
@@ -240,6 +249,8 @@ std::variant<TokenizeRequest, ApiError> parse_tokenize_request(const std::string
     if (field(body, "add_special_tokens")) r.add_special_tokens = get_bool(body, "add_special_tokens", true);
   } catch (const Bad& b) {
     return b.err;
+  } catch (const nlohmann::json::exception& e) {  // as parse_generation_request: the client's fault, never a crash
+    return bad_json_types(e);
   }
   return r;
 }
@@ -256,6 +267,8 @@ std::variant<DetokenizeRequest, ApiError> parse_detokenize_request(const std::st
     r.tokens = token_list(*t, "tokens");
   } catch (const Bad& b) {
     return b.err;
+  } catch (const nlohmann::json::exception& e) {
+    return bad_json_types(e);
   }
   return r;
 }
@@ -286,7 +299,7 @@ std::variant<GenerationRequest, ApiError> parse_generation_request(const std::st
   } catch (const Bad& b) {
     return b.err;
   } catch (const nlohmann::json::exception& e) {  // a type nlohmann could not convert: still the client's fault
-    return ApiError{400, std::string("invalid request: ") + e.what(), "BadRequestError", ""};
+    return bad_json_types(e);
   }
   return r;
 }

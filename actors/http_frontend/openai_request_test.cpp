@@ -75,6 +75,19 @@ BOOST_AUTO_TEST_CASE(tokenize_and_detokenize_bodies) {
   BOOST_CHECK_EQUAL(std::get<ApiError>(parse_detokenize_request(R"({"tokens":"x"})")).param, "tokens");
 }
 
+// Found by fuzz_request: a content part whose "type" is not a string threw out of the parser (an abort).
+BOOST_AUTO_TEST_CASE(content_part_with_a_non_string_type_is_a_400) {
+  const std::string body =
+      R"({"messages":[{"role":"user","content":[{"type":[1,2,3],"ext":"hi"}]}],"tools":[],"chat_template_kwargs":{"a":1}})";
+  const auto t = parse_tokenize_request(body);
+  BOOST_REQUIRE(std::holds_alternative<ApiError>(t));
+  BOOST_CHECK_EQUAL(std::get<ApiError>(t).status, 400);
+  BOOST_CHECK_EQUAL(std::get<ApiError>(t).param, "messages");
+  const ApiError e = err(body, ApiKind::chat);
+  BOOST_CHECK_EQUAL(e.status, 400);
+  BOOST_CHECK_EQUAL(e.param, "messages");
+}
+
 BOOST_AUTO_TEST_CASE(logprobs_fields) {
   BOOST_CHECK(!ok(R"({"prompt":"hi"})").logprobs);
   BOOST_CHECK_EQUAL(*ok(R"({"prompt":"hi","logprobs":3})").logprobs, 3);
