@@ -13,9 +13,8 @@
 // FP8 rows: chunk c of 16 bytes lies inside one 128-wide k block, so each chunk's partial dot is multiplied by its
 // block scale (scale [e, row / 128, c * 16 / 128]). bf16 rows: chunks of 8 elements, no scale. One warp owns each
 // out[t, j], so the down GEMV adds without atomics (deterministic, unlike the tiled path).
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
+#include "kernels/core/dot.cuh"
+#include "kernels/core/vec.cuh"
 
 #include <cstdint>
 
@@ -38,42 +37,18 @@ constexpr int kGemvWarps = 8;
 // Weight chunk of 16 bytes -> float FMAs against x (bf16, 16 / sizeof(T) values from xs). GLOBAL: xs in global
 // memory, read through the read-only path (every warp of an SM reads the same x row: L1 hits after the first);
 // otherwise shared memory.
-template <bool FP8, bool GLOBAL>
+template <bool GLOBAL>
 __device__ __forceinline__ uint4 load_x(const __nv_bfloat16* xs) {
   if constexpr (GLOBAL) return __ldg(reinterpret_cast<const uint4*>(xs));
   return *reinterpret_cast<const uint4*>(xs);
 }
 template <bool FP8, bool GLOBAL = true>
 __device__ __forceinline__ float chunk_dot(const uint4& w, const __nv_bfloat16* xs) {
-  const uint4 xa = load_x<FP8, GLOBAL>(xs);
-  const __nv_bfloat162* xb = reinterpret_cast<const __nv_bfloat162*>(&xa);
-  float acc = 0.f;
-  if constexpr (FP8) {
-    const uint4 xa2 = load_x<FP8, GLOBAL>(xs + 8);
-    const __nv_bfloat162* xb2 = reinterpret_cast<const __nv_bfloat162*>(&xa2);
-    const __nv_fp8x2_storage_t* wp = reinterpret_cast<const __nv_fp8x2_storage_t*>(&w);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const float2 wf = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(wp[i], __NV_E4M3)));
-      const float2 xf = __bfloat1622float2(i < 4 ? xb[i] : xb2[i - 4]);
-      acc = fmaf(wf.x, xf.x, fmaf(wf.y, xf.y, acc));
-    }
-  } else {
-    const __nv_bfloat162* wb = reinterpret_cast<const __nv_bfloat162*>(&w);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 wf = __bfloat1622float2(wb[i]), xf = __bfloat1622float2(xb[i]);
-      acc = fmaf(wf.x, xf.x, fmaf(wf.y, xf.y, acc));
-    }
-  }
-  return acc;
+  if constexpr (FP8) return detail::dot_fp8x16(w, load_x<GLOBAL>(xs), load_x<GLOBAL>(xs + 8));
+  return detail::dot_bf16x8(w, load_x<GLOBAL>(xs));
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+using detail::warp_sum;
 
 // Dot of two weight rows (gate and up; K values, 16-byte aligned) with xs (shared memory): this lane's chunks,
 // each scaled by its block's scale (FP8).
@@ -117,27 +92,34 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_gate_up_kernel(GemvArgs 
   if (lane == 0) a.h[std::size_t(p) * a.inter + i] = __float2bfloat16(g / (1.f + expf(-g)) * u);
 }
 
-// Dot of one weight row (K values) with hs (shared memory): this lane's chunks, scaled per block (FP8).
-template <bool FP8>
-__device__ __forceinline__ float row_dot_smem(const void* row, const __nv_bfloat16* hs, int K, const float* scale_row,
-                                              int lane) {
+// Dots of G weight rows (K values each; null: skipped) with their h rows in shared memory (hs + g * K): this
+// lane's chunks of all G rows loaded together, each chunk scaled per block (FP8).
+template <bool FP8, int G>
+__device__ __forceinline__ void rows_dot_smem(const unsigned char* const (&rows)[G], const __nv_bfloat16* hs, int K,
+                                              const float* const (&scale)[G], int lane, float (&acc)[G]) {
   constexpr int kPer = FP8 ? 16 : 8;
-  const uint4* w = static_cast<const uint4*>(row);
-  float acc = 0.f;
 #pragma unroll 4
   for (int c = lane; c < K / kPer; c += 32) {
-    const uint4 v = __ldg(w + c);
-    const float d = chunk_dot<FP8, false>(v, hs + c * kPer);
-    if constexpr (FP8)
-      acc = fmaf(scale_row[c * kPer / 128], d, acc);
-    else
-      acc += d;
+    uint4 v[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) v[g] = rows[g] ? __ldg(reinterpret_cast<const uint4*>(rows[g]) + c) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      if (!rows[g]) continue;
+      const float d = chunk_dot<FP8, false>(v[g], hs + std::size_t(g) * K + c * kPer);
+      if constexpr (FP8)
+        acc[g] = fmaf(scale[g][c * kPer / 128], d, acc[g]);
+      else
+        acc[g] += d;
+    }
   }
-  return acc;
 }
 
 // grid (ceil(hidden / kGemvWarps), n); dynamic shared memory: top_k * inter bf16, the token's h rows, staged once
-// per block (read from L1 instead, and with the (entry, chunk) pairs walked flat, it took 68 us on R1 against 58).
+// per block (read from L1 instead, and with the (entry, chunk) pairs walked flat, it took 68 us on R1 against 58;
+// walked flat from shared memory with the next batch prefetched, 87). A warp reads kDownRows experts' rows at a
+// time: one 2 KB row at a time (R1) left a warp 9 dependent rounds of 4 loads per lane.
+constexpr int kDownRows = 3;
 template <bool FP8>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char gemv_smem[];
@@ -152,12 +134,21 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
   const std::size_t esz = FP8 ? 1 : 2;
   const int ib = (a.inter + 127) / 128, hb = (a.hidden + 127) / 128;
   float acc = 0.f;
-  for (int k = 0; k < a.top_k; ++k) {
-    const int p = t * a.top_k + k, e = a.topk_ids[p];
-    if (e < 0 || e >= a.num_experts) continue;
-    const auto* row = static_cast<const unsigned char*>(a.w2) + (std::size_t(e) * a.hidden + j) * a.inter * esz;
-    const float* sc = FP8 ? a.w2_scale + (std::size_t(e) * hb + j / 128) * ib : nullptr;
-    acc += a.topk_weights[p] * row_dot_smem<FP8>(row, hs + std::size_t(k) * a.inter, a.inter, sc, lane);
+  for (int k0 = 0; k0 < a.top_k; k0 += kDownRows) {
+    const unsigned char* rows[kDownRows];
+    const float* sc[kDownRows];
+#pragma unroll
+    for (int g = 0; g < kDownRows; ++g) {
+      const int k = k0 + g, e = k < a.top_k ? a.topk_ids[t * a.top_k + k] : -1;
+      const bool ok = e >= 0 && e < a.num_experts;
+      rows[g] = ok ? static_cast<const unsigned char*>(a.w2) + (std::size_t(e) * a.hidden + j) * a.inter * esz : nullptr;
+      sc[g] = FP8 && ok ? a.w2_scale + (std::size_t(e) * hb + j / 128) * ib : nullptr;
+    }
+    float part[kDownRows] = {};
+    rows_dot_smem<FP8, kDownRows>(rows, hs + std::size_t(k0) * a.inter, a.inter, sc, lane, part);
+#pragma unroll
+    for (int g = 0; g < kDownRows; ++g)
+      if (rows[g]) acc += a.topk_weights[t * a.top_k + k0 + g] * part[g];
   }
   acc = warp_sum(acc);
   if (lane == 0) a.out[std::size_t(t) * a.hidden + j] += acc;

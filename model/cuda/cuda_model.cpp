@@ -7,8 +7,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace troupe::cuda {
@@ -24,6 +26,8 @@ CudaModel::CudaModel(const CudaModelOptions& opt, ModelConfig cfg) : opt_(opt), 
   cudaDeviceProp prop{};
   TROUPE_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt_.device));
   device_name_ = prop.name;
+  sms_ = prop.multiProcessorCount;
+  gemv_tokens_ = gemv_tokens();
   TROUPE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<kernels::Gemm>();
   max_tokens_ = int(opt_.max_num_batched_tokens);
@@ -176,8 +180,28 @@ void CudaModel::capture_graphs() {
                std::min(max_seqs_, 256), opt_.max_model_len);
 }
 
+// Decode-sized projections (m <= gemv_tokens_) as GEMVs over the bf16 activations (kernels/gemm/gemv.hpp);
+// TROUPE_GEMV_TOKENS=0 sends them to the GEMM paths (A/B, and to rule the GEMVs out when hunting a bug).
+int CudaModel::gemv_tokens() {
+  const char* v = std::getenv("TROUPE_GEMV_TOKENS");
+  return v && *v ? std::clamp(std::atoi(v), 0, kernels::gemv::kMaxM) : kDefaultGemvTokens;
+}
+
+kernels::gemv::Plan CudaModel::gemv_plan(int m, const Linear& w, const bf16* x) const {
+  const void* wp = w.is_fp8() ? static_cast<const void*>(w.w8) : w.w;
+  if (m > gemv_tokens_ || (reinterpret_cast<std::uintptr_t>(x) | reinterpret_cast<std::uintptr_t>(wp)) % 16) return {};
+  return kernels::gemv::plan(m, w.n, w.k, w.is_fp8() ? 1 : 2, sms_);
+}
+
 void CudaModel::linear(const bf16* x, int m, const Linear& w, bf16* out) {
   if (m == 0) return;
+  if (const auto p = gemv_plan(m, w, x); p.ok) {
+    if (w.is_fp8())
+      kernels::gemv::fp8(x, w.w8, w.scale, out, m, w.n, w.k, p, stream_);
+    else
+      kernels::gemv::bf16(x, w.w, out, false, false, m, w.n, w.k, p, stream_);
+    return;
+  }
   if (!w.is_fp8()) {
     gemm_->bf16(x, w.w, out, kernels::OutType::bf16, m, w.n, w.k, stream_);
     return;
@@ -188,6 +212,10 @@ void CudaModel::linear(const bf16* x, int m, const Linear& w, bf16* out) {
 
 const bf16* CudaModel::linear_residual(const bf16* x, int m, const Linear& w, bf16* addend) {
   if (!w.is_fp8()) {
+    if (const auto p = gemv_plan(m, w, x); p.ok) {
+      kernels::gemv::bf16(x, w.w, residual_, true, true, m, w.n, w.k, p, stream_);
+      return nullptr;
+    }
     gemm_->bf16(x, w.w, residual_, kernels::OutType::f32, m, w.n, w.k, stream_, /*accumulate=*/true);
     return nullptr;
   }

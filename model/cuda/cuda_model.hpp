@@ -8,6 +8,7 @@
 // kernels' workspaces; what is left of total x gpu-memory-utilization becomes KV blocks.
 #include "kernels/core/batch.hpp"
 #include "kernels/gemm/gemm.hpp"
+#include "kernels/gemm/gemv.hpp"
 #include "model/config/model_config.hpp"
 #include "model/cuda/cuda_util.hpp"
 #include "model/cuda/step_batch.hpp"
@@ -93,11 +94,17 @@ class CudaModel {
   // step), for per-step plans kept by the derived model; an empty list before capturing decode graphs.
   virtual void prepare_step(std::span<const StepChunk> chunks) { (void)chunks; }
 
-  // x [m, k] times w^T into out [m, n] bf16 (FP8 weights: the activations are quantized per 1x128 first).
+  // x [m, k] times w^T into out [m, n] bf16: GEMVs for decode-sized m, else GEMMs (FP8 weights: the
+  // activations are quantized per 1x128 first).
   void linear(const bf16* x, int m, const Linear& w, bf16* out);
   // residual += x w^T. bf16 weights accumulate into the float32 residual; FP8 weights write `addend`
   // and return it, to be added by the next add_rmsnorm.
   const bf16* linear_residual(const bf16* x, int m, const Linear& w, bf16* addend);
+  // The GEMV launch plan for m tokens of x through w, or !ok: more tokens than gemv_tokens_, or a shape or
+  // alignment the GEMV does not take.
+  kernels::gemv::Plan gemv_plan(int m, const Linear& w, const bf16* x) const;
+  static constexpr int kDefaultGemvTokens = 2;
+  static int gemv_tokens();
   // The [max_positions, rot_dim] cos|sin table of ops.hpp's rope, from the inverse frequencies.
   void upload_cos_sin(const std::vector<float>& inv_freq, float attention_factor);
   // forward's prompt_logprobs rows: lm_head over every row of the marked chunks, slice by slice.
@@ -116,6 +123,8 @@ class CudaModel {
   DeviceBuffer cos_sin_;
   std::uint32_t num_blocks_ = 0;
   int max_tokens_ = 0, max_seqs_ = 0, max_k_ = 0;  // max_k_: widest FP8 GEMM input
+  int sms_ = 0;
+  int gemv_tokens_ = 0;  // projections of at most this many tokens run as GEMVs
   int max_fp8_n_ = 0;                              // widest FP8 GEMM output (the staging reservation)
   float* residual_ = nullptr;                      // [max_tokens, hidden] float32
 

@@ -3,6 +3,7 @@
 #include "kernels/core/ops.hpp"
 #include "kernels/mla/mla.hpp"
 #include "kernels/mla/mla_plan.hpp"
+#include "kernels/mla/mla_prep.hpp"
 #include "kernels/moe/moe_lt.hpp"
 #include "model/cpu/rope_yarn.hpp"
 #include "model/cuda/shared_experts.hpp"
@@ -112,7 +113,7 @@ void DeepseekCudaModel::load(WeightLoader& w) {
 // MLP to pack.
 int DeepseekCudaModel::shared_as_experts(WeightLoader& w) const {
   const int S = int(cfg_.n_shared_experts), E = int(cfg_.n_routed_experts);
-  if (!E || !S || merge_tokens_ <= 0 || E + S > 1024) return 0;
+  if (!E || !S || merge_tokens_ <= 0 || E + S > 1024 || S > 32) return 0;  // moe_route's limits
   const std::int64_t H = cfg_.hidden_size, I = cfg_.moe_intermediate_size;
   for (std::uint32_t l = 0; l < cfg_.num_hidden_layers; ++l) {
     if (!cfg_.is_moe_layer(l)) continue;
@@ -299,28 +300,28 @@ void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels
   const int qa_stride = fused ? L.qkv_a.n : q_lora_, kv_stride = fused ? L.qkv_a.n : row_;
   const bf16* kv = fused ? qa_ + q_lora_ : kv_;
   if (fused) linear(h_, T, L.qkv_a, qa_);
-  if (q_lora_) {
-    if (!fused) linear(h_, T, L.q_a, qa_);
-    kernels::rmsnorm(qa_, qa_stride, L.q_a_norm, kLatentNormEps, T, q_lora_, qa_n_, q_lora_, stream_);
-    linear(qa_n_, T, L.q_b, q_);
-  } else {
-    linear(h_, T, L.q, q_);
-  }
+  if (q_lora_ && !fused) linear(h_, T, L.q_a, qa_);
+  if (!q_lora_) linear(h_, T, L.q, q_);
   if (!fused) linear(h_, T, L.kv_a, kv_);
-  kernels::rmsnorm(kv, kv_stride, L.kv_a_norm, kLatentNormEps, T, kvr_, latent_, row_, stream_);
-  TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(latent_ + kvr_, std::size_t(row_) * 2, kv + kvr_, std::size_t(kv_stride) * 2,
-                                      std::size_t(rope_) * 2, std::size_t(T), cudaMemcpyDeviceToDevice, stream_));
-  kernels::rope(latent_, T, 1, row_, row_, kvr_, rope_, b.positions, cs, interleave_, stream_);
-  kernels::rope(q_, T, heads_, heads_ * qk_, qk_, nope_, rope_, b.positions, cs, interleave_, stream_);
   bf16* cache = cache_.get<bf16>() + std::size_t(l) * layer_cache_elems_;
-  kernels::mla_cache_write(latent_, row_, kvr_, rope_, b, cache, stream_);
-  if (prefill_.active()) return prefill_attention(L, cache, b);
+  kernels::MlaLatentPrep prep;  // kv_a_layernorm + rope(k_pe) -> latent_ rows and the cache; q_a_layernorm
+  prep.kv = kv, prep.kv_stride = kv_stride, prep.kv_norm = L.kv_a_norm;
+  if (q_lora_) {
+    prep.q_a = qa_, prep.q_stride = qa_stride, prep.q_dim = q_lora_;
+    prep.q_norm = L.q_a_norm, prep.q_out = qa_n_;
+  }
+  prep.eps = kLatentNormEps, prep.latent_dim = kvr_, prep.rope_dim = rope_;
+  prep.cos_sin = cs, prep.interleaved = interleave_, prep.rows = latent_, prep.row_stride = row_;
+  kernels::mla_latent_prep(prep, b, cache, stream_);
+  if (q_lora_) linear(qa_n_, T, L.q_b, q_);
+  if (prefill_.active()) {
+    kernels::rope(q_, T, heads_, heads_ * qk_, qk_, nope_, rope_, b.positions, cs, interleave_, stream_);
+    return prefill_attention(L, cache, b);
+  }
   const long long kvb_head = (long long)(nope_ + v_) * kvr_;
   gemm_->bf16_batched(q_, heads_ * qk_, qk_, L.kv_b, kvr_, kvb_head, qfull_, heads_ * row_, row_, heads_, T, kvr_,
                       nope_, /*w_transposed=*/true, stream_);
-  TROUPE_CUDA_CHECK(cudaMemcpy2DAsync(qfull_ + kvr_, std::size_t(row_) * 2, q_ + nope_, std::size_t(qk_) * 2,
-                                      std::size_t(rope_) * 2, std::size_t(T) * heads_, cudaMemcpyDeviceToDevice,
-                                      stream_));
+  kernels::mla_q_pe(q_, T, heads_, nope_, rope_, b.positions, cs, interleave_, qfull_, kvr_, stream_);
   kernels::mla_attention_absorbed(qfull_, heads_, kvr_, rope_, cache, b, scale_, mla_ws_, olat_, stream_);
   gemm_->bf16_batched(olat_, heads_ * kvr_, kvr_, L.kv_b + std::size_t(nope_) * kvr_, kvr_, kvb_head, attn_,
                       heads_ * v_, v_, heads_, T, v_, kvr_, /*w_transposed=*/false, stream_);
@@ -333,6 +334,8 @@ void DeepseekCudaModel::route(const Layer& L, int T, int always_on) {
   r.always_on = always_on;
   if (L.router_f32)
     router_logits_f32(residual_, L.post_norm, float(cfg_.rms_norm_eps), T, H, L.router_f32, E, router_logits_, stream_);
+  else if (const auto p = gemv_plan(T, Linear{L.router, nullptr, nullptr, E, H}, h_); p.ok)
+    kernels::gemv::bf16(h_, L.router, router_logits_, /*out_f32=*/true, /*accumulate=*/false, T, E, H, p, stream_);
   else
     gemm_->bf16(h_, L.router, router_logits_, kernels::OutType::f32, T, E, H, stream_);
   kernels::moe_route(router_logits_, T, r, topk_ids_, topk_w_, stream_);

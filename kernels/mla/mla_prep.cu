@@ -1,0 +1,119 @@
+// Fused MLA glue (mla_prep.hpp): one block per token for the latent rows, one thread per (head, pair) for q_pe.
+// The arithmetic is that of ops.hpp's rmsnorm and rope (float32, then bf16), so results match them up to the
+// order of the RMS sum.
+#include "kernels/core/launch.hpp"
+#include "kernels/core/vec.cuh"
+#include "kernels/mla/mla_prep.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace troupe::kernels {
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kThreads = 128;
+
+// RMSNorm of one row of `dim` values into out (and out2 when not null). vec: 16-byte loads and stores.
+__device__ void norm_row(const bf16* x, const bf16* w, float eps, int dim, bf16* out, bf16* out2, bool vec, float* red) {
+  float ss = 0;
+  if (vec) {
+    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
+      float a[8];
+      detail::load_bf16x8(x + v * 8, a);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) ss += a[j] * a[j];
+    }
+  } else {
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += __bfloat162float(x[i]) * __bfloat162float(x[i]);
+  }
+  const float inv = rsqrtf(detail::block_sum(ss, red) / float(dim) + eps);
+  if (vec) {
+    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
+      float a[8], g[8];
+      detail::load_bf16x8(x + v * 8, a);
+      detail::load_bf16x8(w + v * 8, g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) a[j] = a[j] * inv * g[j];
+      detail::store_bf16x8(out + v * 8, a);
+      if (out2) detail::store_bf16x8(out2 + v * 8, a);
+    }
+  } else {
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const bf16 o = __float2bfloat16(__bfloat162float(x[i]) * inv * __bfloat162float(w[i]));
+      out[i] = o;
+      if (out2) out2[i] = o;
+    }
+  }
+}
+
+// The rotated pair i of a rope_dim-wide part (cos_sin row cs: cos | sin), from src into dst.
+__device__ __forceinline__ void rope_pair(const bf16* src, bf16* dst, bf16* dst2, const float* cs, int i, int half,
+                                          bool interleaved) {
+  const int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
+  const float a = __bfloat162float(src[ia]), b = __bfloat162float(src[ib]), c = cs[i], s = cs[half + i];
+  const bf16 oa = __float2bfloat16(a * c - b * s), ob = __float2bfloat16(b * c + a * s);
+  dst[ia] = oa, dst[ib] = ob;
+  if (dst2) dst2[ia] = oa, dst2[ib] = ob;
+}
+
+// grid (n, q_a ? 2 : 1): y = 0 the latent row, y = 1 the q_a row.
+__global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, const std::int32_t* positions,
+                                                               const std::int32_t* slots, bf16* cache, bool vec) {
+  __shared__ float red[32];
+  const int t = blockIdx.x;
+  if (blockIdx.y == 1) {
+    norm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim, p.q_out + std::size_t(t) * p.q_dim,
+             nullptr, vec, red);
+    return;
+  }
+  const long slot = slots[t];
+  const int width = p.latent_dim + p.rope_dim;
+  const bf16* src = p.kv + std::size_t(t) * p.kv_stride;
+  bf16* row = p.rows + std::size_t(t) * p.row_stride;
+  bf16* dst = slot >= 0 ? cache + std::size_t(slot) * width : nullptr;
+  norm_row(src, p.kv_norm, p.eps, p.latent_dim, row, dst, vec, red);
+  const float* cs = p.cos_sin + std::size_t(positions[t]) * p.rope_dim;
+  const int half = p.rope_dim / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x)
+    rope_pair(src + p.latent_dim, row + p.latent_dim, dst ? dst + p.latent_dim : nullptr, cs, i, half, p.interleaved);
+}
+
+// blockIdx.x: the token; y * blockDim + x: one (head, pair).
+__global__ void q_pe_kernel(const bf16* q, int heads, int nope, int rope_dim, const std::int32_t* positions,
+                            const float* cos_sin, bool interleaved, bf16* qfull, int latent_dim) {
+  const int t = blockIdx.x, half = rope_dim / 2, k = blockIdx.y * blockDim.x + threadIdx.x;
+  if (k >= heads * half) return;
+  const int h = k / half, i = k % half;
+  const std::size_t head = std::size_t(t) * heads + h;
+  rope_pair(q + head * (nope + rope_dim) + nope, qfull + head * (latent_dim + rope_dim) + latent_dim, nullptr,
+            cos_sin + std::size_t(positions[t]) * rope_dim, i, half, interleaved);
+}
+
+}  // namespace
+
+void mla_latent_prep(const MlaLatentPrep& p, const AttnBatch& b, bf16* cache, cudaStream_t s) {
+  if (b.num_tokens <= 0) return;
+  if (p.rope_dim % 2 != 0 || p.latent_dim <= 0) throw std::invalid_argument("mla_latent_prep: bad latent / rope dims");
+  if (p.row_stride < p.latent_dim + p.rope_dim) throw std::invalid_argument("mla_latent_prep: row stride below latent + rope");
+  const bool vec = p.latent_dim % 8 == 0 && p.kv_stride % 8 == 0 && p.row_stride % 8 == 0 &&
+                   (p.latent_dim + p.rope_dim) % 8 == 0 && detail::aligned16(p.kv) && detail::aligned16(p.rows) &&
+                   detail::aligned16(cache) && detail::aligned16(p.kv_norm) &&
+                   (!p.q_a || (p.q_dim % 8 == 0 && p.q_stride % 8 == 0 && detail::aligned16(p.q_a) &&
+                               detail::aligned16(p.q_out) && detail::aligned16(p.q_norm)));
+  const dim3 grid(b.num_tokens, p.q_a ? 2 : 1);
+  latent_prep_kernel<<<grid, kThreads, 0, s>>>(p, b.positions, b.slot_mapping, cache, vec);
+  check_launch("mla_latent_prep");
+}
+
+void mla_q_pe(const bf16* q, int n, int heads, int nope, int rope_dim, const std::int32_t* positions,
+              const float* cos_sin, bool interleaved, bf16* qfull, int latent_dim, cudaStream_t s) {
+  if (n <= 0) return;
+  if (rope_dim % 2 != 0) throw std::invalid_argument("mla_q_pe: rope_dim must be even");
+  const int work = heads * rope_dim / 2, threads = std::min(256, (work + 31) / 32 * 32);
+  q_pe_kernel<<<dim3(n, (work + threads - 1) / threads), threads, 0, s>>>(q, heads, nope, rope_dim, positions, cos_sin,
+                                                                        interleaved, qfull, latent_dim);
+  check_launch("mla_q_pe");
+}
+
+}  // namespace troupe::kernels
