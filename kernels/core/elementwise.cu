@@ -3,6 +3,7 @@
 // a scalar path covers shapes or pointers that are not 16-byte aligned.
 #include "kernels/core/launch.hpp"
 #include "kernels/core/ops.hpp"
+#include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
 
 #include <algorithm>
@@ -38,6 +39,7 @@ __global__ void embedding_kernel(const bf16* table, const std::int32_t* ids, int
 __global__ void add_rmsnorm_kernel(float* residual, const bf16* x, const bf16* weight, float eps, int hidden,
                                    bf16* out) {
   __shared__ float red[32];
+  detail::pdl_trigger();  // a decode GEMV may follow: let it load its weights meanwhile (pdl.cuh)
   const std::size_t row = blockIdx.x;
   float* r = residual + row * hidden;
   const bf16* xr = x ? x + row * hidden : nullptr;
@@ -140,6 +142,7 @@ __global__ void rope_kernel(bf16* x, int heads, int row_stride, int head_stride,
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
 __global__ void silu_mul_kernel(const bf16* gate_up, int n, int inter, bf16* out) {
+  detail::pdl_trigger();
   const std::size_t per_row = inter % 8 == 0 ? inter / 8 : inter;
   const std::size_t total = per_row * n;
   for (std::size_t k = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; k < total;
@@ -161,6 +164,7 @@ __global__ void silu_mul_kernel(const bf16* gate_up, int n, int inter, bf16* out
 
 // 16 threads per 128-value group, 8 values (16 bytes) each; the group's amax is reduced across the 16 lanes.
 __global__ void quant_fp8_kernel(const bf16* x, std::size_t groups, fp8* q, float* scales) {
+  detail::pdl_trigger();
   const std::size_t tid = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
   const std::size_t g = tid / 16;
   const bool live = g < groups;

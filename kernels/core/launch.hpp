@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace troupe::kernels {
 
@@ -28,6 +30,31 @@ void opt_in_smem(Kernel kernel, int bytes, std::atomic<std::uint64_t>& done) {
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     done.fetch_or(bit);
   }
+}
+
+// Whether launch_pdl sets the programmatic-serialization attribute: TROUPE_PDL=0 turns it off (A/B, bug hunts).
+inline bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("TROUPE_PDL");
+    return !(v && *v == '0');
+  }();
+  return on;
+}
+
+// kernel<<<grid, block, smem, s>>>(args...) as a programmatic dependent launch (pdl.cuh has the kernel's side of
+// the contract). Captured into CUDA graphs as a programmatic edge.
+template <typename... KernelArgs, typename... Args>
+void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t s,
+                const char* what, Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  // The legacy default stream (the kernel tests' nullptr) gets a plain launch: PDL is a property of real streams.
+  const bool legacy = s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread;
+  cfg.attrs = attr, cfg.numAttrs = pdl_enabled() && !legacy ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), what);
 }
 
 }  // namespace troupe::kernels

@@ -2,9 +2,11 @@
 //
 // Chunk c of a row is 16 bytes: 16 FP8 weights (k elements 16c .. 16c + 15, inside k block 16c / 128, whose
 // scale multiplies the chunk's partial dot) or 8 bf16 weights. Lane l of a warp takes chunks l, l + 32, ...
-// of its split's range, U of them per row and batch, all R x U loads issued before the first FMA.
+// of its split's range, U of them per row and batch, all R x U loads issued before the first FMA. Launched as a
+// programmatic dependent launch (pdl.cuh): the first batch is loaded before waiting for the kernel that wrote X.
 #include "kernels/core/dot.cuh"
 #include "kernels/core/launch.hpp"
+#include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
 #include "kernels/gemm/gemv.hpp"
 
@@ -56,34 +58,39 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(Args a) {
   const std::size_t row_bytes = std::size_t(a.k) * (kFp8 ? 1 : 2);
   const float* scale = kFp8 ? a.w_scale + std::size_t(row0 / 128) * (a.k / 128) : nullptr;
   float acc[R][M] = {};
-  if (row0 < a.n) {
-    const std::uint8_t* rows[R];
+  const bool live = row0 < a.n;
+  const std::uint8_t* rows[R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) rows[r] = a.w + std::size_t(min(row0 + r, a.n - 1)) * row_bytes;
-    for (int c0 = begin + lane; c0 < end; c0 += 32 * U) {
-      uint4 wv[U][R];
+  for (int r = 0; r < R; ++r) rows[r] = a.w + std::size_t(min(row0 + r, a.n - 1)) * row_bytes;
+  uint4 wv[U][R];
+  auto load = [&](int c0) {
 #pragma unroll
-      for (int u = 0; u < U; ++u)
+    for (int u = 0; u < U; ++u)
 #pragma unroll
-        for (int r = 0; r < R; ++r)
-          wv[u][r] = c0 + 32 * u < end ? detail::ld_stream16(rows[r] + std::size_t(c0 + 32 * u) * 16)
-                                       : make_uint4(0, 0, 0, 0);
+      for (int r = 0; r < R; ++r)
+        wv[u][r] = live && c0 + 32 * u < end ? detail::ld_stream16(rows[r] + std::size_t(c0 + 32 * u) * 16)
+                                             : make_uint4(0, 0, 0, 0);
+  };
+  load(begin + lane);  // weights: no earlier kernel writes them, so they load while that kernel finishes
+  detail::pdl_wait();
+  detail::pdl_trigger();
+  for (int c0 = begin + lane; live && c0 < end; c0 += 32 * U) {
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int c = c0 + 32 * u;
-        if (c >= end) break;
-        uint4 x[M][2];
-        load_x<kFp8, M>(a, c, x);
-        const float sc = kFp8 ? __ldg(scale + c * kPer / 128) : 1.f;
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + 32 * u;
+      if (c >= end) break;
+      uint4 x[M][2];
+      load_x<kFp8, M>(a, c, x);
+      const float sc = kFp8 ? __ldg(scale + c * kPer / 128) : 1.f;
 #pragma unroll
-        for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r)
 #pragma unroll
-          for (int t = 0; t < M; ++t) {
-            const float d = kFp8 ? detail::dot_fp8x16(wv[u][r], x[t][0], x[t][1]) : detail::dot_bf16x8(wv[u][r], x[t][0]);
-            acc[r][t] = kFp8 ? fmaf(sc, d, acc[r][t]) : acc[r][t] + d;
-          }
-      }
+        for (int t = 0; t < M; ++t) {
+          const float d = kFp8 ? detail::dot_fp8x16(wv[u][r], x[t][0], x[t][1]) : detail::dot_bf16x8(wv[u][r], x[t][0]);
+          acc[r][t] = kFp8 ? fmaf(sc, d, acc[r][t]) : acc[r][t] + d;
+        }
     }
+    if (c0 + 32 * U < end) load(c0 + 32 * U);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r)
@@ -109,14 +116,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(Args a) {
 
 template <bool kFp8, int R>
 void launch_m(const Args& a, const Plan& p, cudaStream_t s) {
-  const dim3 grid(p.blocks), block(kWarps * 32);
-  if (a.m == 1)
-    gemv_kernel<kFp8, R, 1><<<grid, block, 0, s>>>(a);
-  else if (a.m == 2)
-    gemv_kernel<kFp8, R, 2><<<grid, block, 0, s>>>(a);
-  else
-    gemv_kernel<kFp8, R, 4><<<grid, block, 0, s>>>(a);
-  check_launch(kFp8 ? "FP8 GEMV" : "bf16 GEMV");
+  auto* kernel = a.m == 1 ? gemv_kernel<kFp8, R, 1> : a.m == 2 ? gemv_kernel<kFp8, R, 2> : gemv_kernel<kFp8, R, 4>;
+  launch_pdl(kernel, dim3(p.blocks), dim3(kWarps * 32), 0, s, kFp8 ? "FP8 GEMV" : "bf16 GEMV", a);
 }
 
 template <bool kFp8>

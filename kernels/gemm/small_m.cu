@@ -15,6 +15,9 @@
 // FP8 sums each 128-wide k block separately and adds it scaled by w_scale(row block, kb) * a_scale(token, kb).
 #include "kernels/gemm/small_m.hpp"
 
+#include "kernels/core/launch.hpp"
+#include "kernels/core/pdl.cuh"
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -160,7 +163,6 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args g) {
   const int kb0 = split * g.kb_per, nkb = min(g.kb_per, kbs - kb0), steps = nkb * SPK;
   const int stride = g.kb_per * 128 * E + kPad;
   float* a_sc = reinterpret_cast<float*>(smem + MT * stride);
-  stage_tokens<kFp8, MT>(g, kb0, nkb, stride, smem, a_sc);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gr = lane >> 2, q = lane & 3;
   const int row0 = tile * kRowsPerBlock + warp * 16;
@@ -178,7 +180,10 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args g) {
       rb[i] = in ? ld_stream(w1 + step_offset(base + i, q)) : make_uint4(0, 0, 0, 0);
     }
   };
-  if (active) load(0);  // the first weights are on their way while the tokens land in smem
+  if (active) load(0);  // the first weights are on their way while the previous kernel ends, the tokens land
+  detail::pdl_wait();    // (pdl.cuh: the tokens, partials and counters are only touched from here on)
+  detail::pdl_trigger();
+  stage_tokens<kFp8, MT>(g, kb0, nkb, stride, smem, a_sc);
   asm volatile("cp.async.wait_all;" ::: "memory");
   __syncthreads();
   if (active) {
@@ -239,12 +244,8 @@ void launch(const Args& g, const Plan& p, cudaStream_t s) {
   const int mt = g.m <= 8 ? 8 : 16;
   const std::size_t smem = std::size_t(mt) * (p.kb_per * 128 * E + kPad) + (kFp8 ? p.kb_per * mt * 4 : 0);
   const dim3 grid(p.tiles, p.splits);
-  if (mt == 8)
-    small_m_kernel<kFp8, 1><<<grid, kThreads, smem, s>>>(g);
-  else
-    small_m_kernel<kFp8, 2><<<grid, kThreads, smem, s>>>(g);
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string("small-m GEMM launch: ") + cudaGetErrorString(e));
+  launch_pdl(mt == 8 ? small_m_kernel<kFp8, 1> : small_m_kernel<kFp8, 2>, grid, dim3(kThreads), smem, s,
+             "small-m GEMM launch", g);
 }
 
 Args args(const void* a, const void* w, void* c, int m, int n, int k, const Plan& p, const Workspace& ws) {

@@ -2,6 +2,7 @@
 // The arithmetic is that of ops.hpp's rmsnorm and rope (float32, then bf16), so results match them up to the
 // order of the RMS sum.
 #include "kernels/core/launch.hpp"
+#include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
 #include "kernels/mla/mla_prep.hpp"
 
@@ -61,6 +62,7 @@ __device__ __forceinline__ void rope_pair(const bf16* src, bf16* dst, bf16* dst2
 __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, const std::int32_t* positions,
                                                                const std::int32_t* slots, bf16* cache, bool vec) {
   __shared__ float red[32];
+  detail::pdl_trigger();  // the q_b GEMV may load its weights meanwhile (pdl.cuh)
   const int t = blockIdx.x;
   if (blockIdx.y == 1) {
     norm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim, p.q_out + std::size_t(t) * p.q_dim,

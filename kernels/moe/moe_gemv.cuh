@@ -14,6 +14,7 @@
 // block scale (scale [e, row / 128, c * 16 / 128]). bf16 rows: chunks of 8 elements, no scale. One warp owns each
 // out[t, j], so the down GEMV adds without atomics (deterministic, unlike the tiled path).
 #include "kernels/core/dot.cuh"
+#include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
 
 #include <cstdint>
@@ -76,6 +77,8 @@ __device__ __forceinline__ float2 row_dot2(const void* row_a, const void* row_b,
 // grid (ceil(inter / kGemvWarps), n * top_k).
 template <bool FP8>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_gate_up_kernel(GemvArgs a) {
+  detail::pdl_wait();  // the ids and x come from the kernels before (pdl.cuh)
+  detail::pdl_trigger();
   const int p = blockIdx.y, e = a.topk_ids[p];
   if (e < 0 || e >= a.num_experts) return;  // skipped ids leave h unread
   const __nv_bfloat16* xs = a.x + std::size_t(p / a.top_k) * a.hidden;
@@ -124,6 +127,8 @@ template <bool FP8>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char gemv_smem[];
   auto* hs = reinterpret_cast<__nv_bfloat16*>(gemv_smem);
+  detail::pdl_wait();  // h comes from the gate/up GEMV (pdl.cuh)
+  detail::pdl_trigger();
   const int t = blockIdx.y;
   const __nv_bfloat16* src = a.h + std::size_t(t) * a.top_k * a.inter;
   for (int i = threadIdx.x; i < a.top_k * a.inter / 8; i += blockDim.x)

@@ -13,6 +13,7 @@
 #include "kernels/moe/moe.hpp"
 
 #include "kernels/core/launch.hpp"
+#include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
 
 #include <algorithm>
@@ -80,6 +81,7 @@ __global__ void __launch_bounds__(kMaxExperts) route_kernel(RouteArgs a) {
   __shared__ float score[kMaxExperts], choice[kMaxExperts], red[32], chosen_score[kMaxTopK];
   __shared__ int warp_chosen[32], cand_e[32 * kMaxTopK];
   __shared__ float cand_v[32 * kMaxTopK];
+  detail::pdl_trigger();  // the expert GEMVs may be scheduled meanwhile; they wait for these ids (pdl.cuh)
   const int E = a.r.num_experts, K = a.r.top_k, e = threadIdx.x, lane = e % 32, warp = e / 32;
   const bool live = e < E;
   const float x = live ? a.logits[std::size_t(blockIdx.x) * E + e] : -INFINITY;
