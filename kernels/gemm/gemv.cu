@@ -3,7 +3,8 @@
 // Chunk c of a row is 16 bytes: 16 FP8 weights (k elements 16c .. 16c + 15, inside k block 16c / 128, whose
 // scale multiplies the chunk's partial dot) or 8 bf16 weights. Lane l of a warp takes chunks l, l + 32, ...
 // of its split's range, U of them per row and batch, all R x U loads issued before the first FMA. Launched as a
-// programmatic dependent launch (pdl.cuh): the first batch is loaded before waiting for the kernel that wrote X.
+// programmatic dependent launch (pdl.cuh): the first batch is prefetched into L2 before waiting for the kernel
+// that wrote X.
 #include "kernels/core/dot.cuh"
 #include "kernels/core/launch.hpp"
 #include "kernels/core/pdl.cuh"
@@ -62,19 +63,24 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(Args a) {
   const std::uint8_t* rows[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) rows[r] = a.w + std::size_t(min(row0 + r, a.n - 1)) * row_bytes;
-  uint4 wv[U][R];
-  auto load = [&](int c0) {
+  // The first batch of weights into L2 while the kernel before ends (no earlier kernel writes them; pdl.cuh).
+  // Loading them into registers here instead, with the loop reordered around it, measured slower.
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (live && begin + lane + 32 * u < end)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(rows[r] + std::size_t(begin + lane + 32 * u) * 16));
+  detail::pdl_wait();
+  detail::pdl_trigger();
+  for (int c0 = begin + lane; live && c0 < end; c0 += 32 * U) {
+    uint4 wv[U][R];
 #pragma unroll
     for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        wv[u][r] = live && c0 + 32 * u < end ? detail::ld_stream16(rows[r] + std::size_t(c0 + 32 * u) * 16)
-                                             : make_uint4(0, 0, 0, 0);
-  };
-  load(begin + lane);  // weights: no earlier kernel writes them, so they load while that kernel finishes
-  detail::pdl_wait();
-  detail::pdl_trigger();
-  for (int c0 = begin + lane; live && c0 < end; c0 += 32 * U) {
+        wv[u][r] = c0 + 32 * u < end ? detail::ld_stream16(rows[r] + std::size_t(c0 + 32 * u) * 16)
+                                     : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = c0 + 32 * u;
@@ -90,7 +96,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(Args a) {
           acc[r][t] = kFp8 ? fmaf(sc, d, acc[r][t]) : acc[r][t] + d;
         }
     }
-    if (c0 + 32 * U < end) load(c0 + 32 * U);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r)
