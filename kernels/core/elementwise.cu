@@ -87,36 +87,7 @@ __global__ void rmsnorm_kernel(const bf16* x, int x_stride, const bf16* weight, 
                                int out_stride, bool vec) {
   __shared__ float red[32];
   const std::size_t row = blockIdx.x;
-  const bf16* xr = x + row * x_stride;
-  bf16* o = out + row * out_stride;
-  float ss = 0;
-  if (vec) {
-    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
-      float a[8];
-      detail::load_bf16x8(xr + v * 8, a);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) ss += a[j] * a[j];
-    }
-  } else {
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-      const float a = __bfloat162float(xr[i]);
-      ss += a * a;
-    }
-  }
-  const float inv = rsqrtf(block_sum(ss, red) / float(dim) + eps);
-  if (vec) {
-    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
-      float a[8], w[8];
-      detail::load_bf16x8(xr + v * 8, a);
-      detail::load_bf16x8(weight + v * 8, w);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) a[j] = a[j] * inv * w[j];
-      detail::store_bf16x8(o + v * 8, a);
-    }
-  } else {
-    for (int i = threadIdx.x; i < dim; i += blockDim.x)
-      o[i] = __float2bfloat16(__bfloat162float(xr[i]) * inv * __bfloat162float(weight[i]));
-  }
+  detail::rmsnorm_row(x + row * x_stride, weight, eps, dim, out + row * out_stride, nullptr, vec, red);
 }
 
 // blockIdx.x: the token; blockIdx.y * blockDim.x + threadIdx.x: one (head, pair). cos_sin row p: [cos(p f_0) ..

@@ -57,6 +57,52 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   return warp_sum(v);
 }
 
+// RMSNorm of one row of `dim` values by the whole block: out (and out2 when not null) = x * rsqrt(mean(x^2) + eps)
+// * w, float32 inside. vec: 16-byte loads and stores (dim % 8 == 0, aligned rows). red: 32 floats of smem.
+__device__ __forceinline__ void rmsnorm_row(const __nv_bfloat16* x, const __nv_bfloat16* w, float eps, int dim,
+                                            __nv_bfloat16* out, __nv_bfloat16* out2, bool vec, float* red) {
+  float ss = 0;
+  if (vec) {
+    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
+      float a[8];
+      load_bf16x8(x + v * 8, a);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) ss += a[j] * a[j];
+    }
+  } else {
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += __bfloat162float(x[i]) * __bfloat162float(x[i]);
+  }
+  const float inv = rsqrtf(block_sum(ss, red) / float(dim) + eps);
+  if (vec) {
+    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
+      float a[8], g[8];
+      load_bf16x8(x + v * 8, a);
+      load_bf16x8(w + v * 8, g);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) a[j] = a[j] * inv * g[j];
+      store_bf16x8(out + v * 8, a);
+      if (out2) store_bf16x8(out2 + v * 8, a);
+    }
+  } else {
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const __nv_bfloat16 o = __float2bfloat16(__bfloat162float(x[i]) * inv * __bfloat162float(w[i]));
+      out[i] = o;
+      if (out2) out2[i] = o;
+    }
+  }
+}
+
+// A GEMM output element: bf16 or float32, written or (accumulate) added to.
+__device__ __forceinline__ void store_out(void* c, bool out_f32, bool accumulate, std::size_t i, float v) {
+  if (out_f32) {
+    float* f = static_cast<float*>(c);
+    f[i] = accumulate ? f[i] + v : v;
+  } else {
+    __nv_bfloat16* b = static_cast<__nv_bfloat16*>(c);
+    b[i] = __float2bfloat16(accumulate ? __bfloat162float(b[i]) + v : v);
+  }
+}
+
 // The e4m3 scale of a 1x128 activation group that 16 adjacent lanes hold, 8 values each: the amax reduced over
 // those lanes, clamped away from zero (DeepSeek / vLLM: an all-zero group gets a finite scale), over 448. Every
 // lane of the warp must call it (the shuffles), live or not.

@@ -38,13 +38,7 @@ __device__ __forceinline__ void load_x(const Args& a, int c, uint4 (&x)[M][2]) {
 }
 
 __device__ __forceinline__ void store(const Args& a, std::size_t i, float v) {
-  if (a.out_f32) {
-    float* c = static_cast<float*>(a.c);
-    c[i] = a.accumulate ? c[i] + v : v;
-  } else {
-    __nv_bfloat16* c = static_cast<__nv_bfloat16*>(a.c);
-    c[i] = __float2bfloat16(a.accumulate ? __bfloat162float(c[i]) + v : v);
-  }
+  detail::store_out(a.c, a.out_f32, a.accumulate, i, v);
 }
 
 template <bool kFp8, int R, int M>

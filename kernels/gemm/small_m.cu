@@ -17,6 +17,7 @@
 
 #include "kernels/core/launch.hpp"
 #include "kernels/core/pdl.cuh"
+#include "kernels/core/vec.cuh"
 
 #include <cstdint>
 #include <stdexcept>
@@ -77,13 +78,7 @@ __device__ __forceinline__ void mma(float* d, std::uint32_t a0, std::uint32_t a1
 }
 
 __device__ __forceinline__ void store(const Args& g, std::size_t i, float v) {
-  if (g.out_f32) {
-    float* c = static_cast<float*>(g.c);
-    c[i] = g.accumulate ? c[i] + v : v;
-  } else {
-    __nv_bfloat16* c = static_cast<__nv_bfloat16*>(g.c);
-    c[i] = __float2bfloat16(g.accumulate ? __bfloat162float(c[i]) + v : v);
-  }
+  detail::store_out(g.c, g.out_f32, g.accumulate, i, v);
 }
 
 // Tokens [0, MT) of this block's k range into smem (zeros past m), and for FP8 their scales [kb][token].

@@ -15,39 +15,6 @@ namespace {
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;
 
-// RMSNorm of one row of `dim` values into out (and out2 when not null). vec: 16-byte loads and stores.
-__device__ void norm_row(const bf16* x, const bf16* w, float eps, int dim, bf16* out, bf16* out2, bool vec, float* red) {
-  float ss = 0;
-  if (vec) {
-    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
-      float a[8];
-      detail::load_bf16x8(x + v * 8, a);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) ss += a[j] * a[j];
-    }
-  } else {
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += __bfloat162float(x[i]) * __bfloat162float(x[i]);
-  }
-  const float inv = rsqrtf(detail::block_sum(ss, red) / float(dim) + eps);
-  if (vec) {
-    for (int v = threadIdx.x; v < dim / 8; v += blockDim.x) {
-      float a[8], g[8];
-      detail::load_bf16x8(x + v * 8, a);
-      detail::load_bf16x8(w + v * 8, g);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) a[j] = a[j] * inv * g[j];
-      detail::store_bf16x8(out + v * 8, a);
-      if (out2) detail::store_bf16x8(out2 + v * 8, a);
-    }
-  } else {
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-      const bf16 o = __float2bfloat16(__bfloat162float(x[i]) * inv * __bfloat162float(w[i]));
-      out[i] = o;
-      if (out2) out2[i] = o;
-    }
-  }
-}
-
 // The rotated pair i of a rope_dim-wide part (cos_sin row cs: cos | sin), from src into dst.
 __device__ __forceinline__ void rope_pair(const bf16* src, bf16* dst, bf16* dst2, const float* cs, int i, int half,
                                           bool interleaved) {
@@ -65,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, 
   detail::pdl_trigger();  // the q_b GEMV may load its weights meanwhile (pdl.cuh)
   const int t = blockIdx.x;
   if (blockIdx.y == 1) {
-    norm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim, p.q_out + std::size_t(t) * p.q_dim,
+    detail::rmsnorm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim, p.q_out + std::size_t(t) * p.q_dim,
              nullptr, vec, red);
     return;
   }
@@ -74,7 +41,7 @@ __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, 
   const bf16* src = p.kv + std::size_t(t) * p.kv_stride;
   bf16* row = p.rows + std::size_t(t) * p.row_stride;
   bf16* dst = slot >= 0 ? cache + std::size_t(slot) * width : nullptr;
-  norm_row(src, p.kv_norm, p.eps, p.latent_dim, row, dst, vec, red);
+  detail::rmsnorm_row(src, p.kv_norm, p.eps, p.latent_dim, row, dst, vec, red);
   const float* cs = p.cos_sin + std::size_t(positions[t]) * p.rope_dim;
   const int half = p.rope_dim / 2;
   for (int i = threadIdx.x; i < half; i += blockDim.x)

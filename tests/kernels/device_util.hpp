@@ -119,6 +119,21 @@ inline std::vector<float> to_floats(const std::vector<std::uint16_t>& b) {
   return f;
 }
 
+// Random e4m3 codes: |value| in [2^-4, 2^4), random sign (no NaN, no subnormals).
+inline std::vector<std::uint8_t> fp8_codes(std::size_t n, Rng& rng) {
+  std::vector<std::uint8_t> v(n);
+  for (auto& b : v) b = std::uint8_t((rng.integer(0, 1) << 7) | (rng.integer(3, 10) << 3) | rng.integer(0, 7));
+  return v;
+}
+
+// This GPU's SM count (the input of the kernels' launch plans).
+inline int sm_count() {
+  int dev = 0, sms = 0;
+  cuda_ok(cudaGetDevice(&dev), "device");
+  cuda_ok(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "SMs");
+  return sms;
+}
+
 inline std::vector<float> decode_fp8(const std::vector<std::uint8_t>& q) {
   float lut[256];
   for (int b = 0; b < 256; ++b) lut[b] = fp8_to_float(std::uint8_t(b));
@@ -126,6 +141,45 @@ inline std::vector<float> decode_fp8(const std::vector<std::uint8_t>& q) {
   for (std::size_t i = 0; i < q.size(); ++i) f[i] = lut[q[i]];
   return f;
 }
+
+// FP8 weights [n, k] (fp8_codes) with 128x128 block scales in [1/128, 1/32): on the device, and decoded on the host.
+struct Fp8BlockWeights {
+  std::vector<std::uint8_t> host_codes;
+  std::vector<float> values, scales;  // [n, k]; [ceil(n / 128), k / 128]
+  Dev<std::uint8_t> codes;
+  Dev<float> dev_scales;
+  Fp8BlockWeights(int n, int k, Rng& rng)
+      : host_codes(fp8_codes(std::size_t(n) * k, rng)),
+        values(decode_fp8(host_codes)),
+        scales(rng.floats(std::size_t((n + 127) / 128) * (k / 128), 0.5f / 64, 2.0f / 64)),
+        codes(host_codes),
+        dev_scales(scales) {}
+};
+
+// The output of a GEMM / GEMV test in one of the three modes the tests cycle through: 0 bf16, 1 float32 accumulate
+// (the residual add), 2 bf16 accumulate; `initial` holds the starting values (bf16-representable), uploaded both ways.
+struct OutModes {
+  int mode;
+  std::vector<float> initial;
+  Dev<float> f32;
+  Dev<std::uint16_t> b16;
+  static std::vector<float> bf16_values(std::vector<float> v) {
+    for (float& x : v) x = bf16_to_float(float_to_bf16(x));
+    return v;
+  }
+  static std::vector<std::uint16_t> bits(const std::vector<float>& v) {
+    std::vector<std::uint16_t> b(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) b[i] = float_to_bf16(v[i]);
+    return b;
+  }
+  OutModes(int m, std::size_t n, Rng& rng) : mode(m), initial(bf16_values(rng.floats(n))), f32(initial), b16(bits(initial)) {}
+  bool out_f32() const { return mode == 1; }
+  bool accumulate() const { return mode != 0; }
+  void* ptr() const { return mode == 1 ? static_cast<void*>(f32.get()) : static_cast<void*>(b16.get()); }
+  double start(std::size_t i) const { return mode ? initial[i] : 0.0; }
+  std::vector<float> result() const { return mode == 1 ? f32.host() : to_floats(b16.host()); }
+  const char* label() const { return mode == 0 ? "" : mode == 1 ? " (f32 accumulate)" : " (bf16 accumulate)"; }
+};
 
 // Row r of an FP8 block-scaled GEMM's reference, column j: sum over 128-wide k blocks b of
 // (a[r, b] . w[j, b]) x a_scale[r, b] x w_scale[j / 128, b], in double (decoded operands, [rows, k] each).

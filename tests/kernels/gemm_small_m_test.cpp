@@ -32,20 +32,11 @@ std::string name(const char* what, int m, NK s) {
 
 // The Gemm's own decision for this shape (32 MiB workspace, 4096 counters, this GPU's SMs).
 bool small_path(int m, NK s, int elem_bytes) {
-  int dev = 0, sms = 0;
-  cuda_ok(cudaGetDevice(&dev), "device");
-  cuda_ok(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "SMs");
   kernels::small_m::Workspace ws;
   ws.partials = reinterpret_cast<float*>(16);
   ws.partial_bytes = std::size_t(32) << 20;
   ws.counter_slots = 4096;
-  return kernels::small_m::plan(m, s.n, s.k, elem_bytes, sms, ws).ok;
-}
-
-std::vector<std::uint8_t> fp8_codes(std::size_t n, Rng& rng) {  // |value| in [2^-4, 2^4), random sign
-  std::vector<std::uint8_t> v(n);
-  for (auto& b : v) b = std::uint8_t((rng.integer(0, 1) << 7) | (rng.integer(3, 10) << 3) | rng.integer(0, 7));
-  return v;
+  return kernels::small_m::plan(m, s.n, s.k, elem_bytes, sm_count(), ws).ok;
 }
 
 std::vector<std::uint16_t> bf16_grid(std::size_t n, std::vector<float>& f, Rng& rng) {  // multiples of 1/128
@@ -78,12 +69,8 @@ KERNEL_TEST(gemm_small_m_fp8) {
   gemm.set_small_m_max(16, 16);  // whatever the default crossovers, these tests are about the small-m kernels
   Rng rng(31);
   for (NK s : kShapes) {
-    const int kb = s.k / 128, nb = (s.n + 127) / 128;
-    const auto wq = fp8_codes(std::size_t(s.n) * s.k, rng);
-    const auto ws = rng.floats(std::size_t(nb) * kb, 0.5f / 64, 2.0f / 64);
-    const auto wf = decode_fp8(wq);
-    Dev<std::uint8_t> w(wq);
-    Dev<float> dws(ws);
+    const int kb = s.k / 128;
+    const Fp8BlockWeights w(s.n, s.k, rng);
     for (int m = 1; m <= 16; m += (s.n * double(s.k) > 4e6 ? 5 : 1)) {  // big shapes: m = 1, 6, 11, 16
       check(small_path(m, s, 1), name("fp8 shape takes the small-m path", m, s).c_str());
       const auto aq = fp8_codes(std::size_t(m) * s.k, rng);
@@ -92,13 +79,13 @@ KERNEL_TEST(gemm_small_m_fp8) {
       Dev<std::uint8_t> a(aq);
       Dev<float> das(as);
       Dev<std::uint16_t> c(std::size_t(m) * s.n);
-      gemm.fp8_block(a.as<fp8>(), das.get(), w.as<fp8>(), dws.get(), c.as<bf16>(), m, s.n, s.k, nullptr);
+      gemm.fp8_block(a.as<fp8>(), das.get(), w.codes.as<fp8>(), w.dev_scales.get(), c.as<bf16>(), m, s.n, s.k, nullptr);
       const auto ch = c.host();
       std::vector<float> got, want;
       double ss = 0;
       for (int r = 0; r < m; ++r)
         for (int j = 0; j < s.n; ++j) {
-          const double acc = fp8_block_ref(af, as, wf, ws, s.k, r, j);
+          const double acc = fp8_block_ref(af, as, w.values, w.scales, s.k, r, j);
           want.push_back(float(acc));
           got.push_back(bf16_to_float(ch[std::size_t(r) * s.n + j]));
           ss += acc * acc;
@@ -121,24 +108,17 @@ KERNEL_TEST(gemm_small_m_bf16) {
       check(small_path(m, s, 2), name("bf16 shape takes the small-m path", m, s).c_str());
       std::vector<float> af;
       Dev<std::uint16_t> a(bf16_grid(std::size_t(m) * s.k, af, rng));
-      const int mode = m % 3;  // 0: bf16, 1: f32 accumulate, 2: bf16 accumulate
-      std::vector<float> c0 = rng.floats(std::size_t(m) * s.n);
-      std::vector<std::uint16_t> c0b(c0.size());
-      for (std::size_t i = 0; i < c0.size(); ++i) c0[i] = bf16_to_float(c0b[i] = float_to_bf16(c0[i]));
-      Dev<float> cf(c0);
-      Dev<std::uint16_t> cb(c0b);
-      gemm.bf16(a.as<bf16>(), w.as<bf16>(), mode == 1 ? static_cast<void*>(cf.get()) : cb.get(),
-                mode == 1 ? OutType::f32 : OutType::bf16, m, s.n, s.k, nullptr, mode != 0);
-      const auto cfh = cf.host();
-      const auto cbh = cb.host();
-      std::vector<float> got, want;
+      const OutModes out(m % 3, std::size_t(m) * s.n, rng);
+      gemm.bf16(a.as<bf16>(), w.as<bf16>(), out.ptr(), out.out_f32() ? OutType::f32 : OutType::bf16, m, s.n, s.k,
+                nullptr, out.accumulate());
+      const auto got = out.result();
+      const int mode = out.mode;
+      std::vector<float> want;
       for (int r = 0; r < m; ++r)
         for (int j = 0; j < s.n; ++j) {
-          const std::size_t i = std::size_t(r) * s.n + j;
-          double acc = mode ? c0[i] : 0.0;
+          double acc = out.start(std::size_t(r) * s.n + j);
           for (int e = 0; e < s.k; ++e) acc += double(af[std::size_t(r) * s.k + e]) * wf[std::size_t(j) * s.k + e];
           want.push_back(float(acc));
-          got.push_back(mode == 1 ? cfh[i] : bf16_to_float(cbh[i]));
         }
       const char* what = mode == 0   ? "small-m bf16"
                          : mode == 1 ? "small-m bf16 (f32 accumulate)"

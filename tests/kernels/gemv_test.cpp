@@ -27,19 +27,6 @@ std::string name(const char* what, int m, Shape s, const kernels::gemv::Plan& p)
          " (R=" + std::to_string(p.rows) + " S=" + std::to_string(p.splits) + ")";
 }
 
-int sm_count() {
-  int dev = 0, sms = 0;
-  cuda_ok(cudaGetDevice(&dev), "device");
-  cuda_ok(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "SMs");
-  return sms;
-}
-
-std::vector<std::uint8_t> fp8_codes(std::size_t n, Rng& rng) {  // |value| in [2^-4, 2^4), random sign
-  std::vector<std::uint8_t> v(n);
-  for (auto& b : v) b = std::uint8_t((rng.integer(0, 1) << 7) | (rng.integer(3, 10) << 3) | rng.integer(0, 7));
-  return v;
-}
-
 // x . w_j over k, w_j scaled per 128-wide block (FP8) or not (w_scale empty).
 double ref_dot(const std::vector<float>& xf, const std::vector<float>& wf, const std::vector<float>& w_scale, int k,
                int t, int j) {
@@ -56,26 +43,21 @@ KERNEL_TEST(gemv_fp8) {
   Rng rng(43);
   const int sms = sm_count();
   for (Shape s : {Shape{2112, 7168}, Shape{24576, 1536}, Shape{4096, 16256}, Shape{200, 1536}, Shape{131, 512}}) {
-    const int kb = s.k / 128, nb = (s.n + 127) / 128;
-    const auto wq = fp8_codes(std::size_t(s.n) * s.k, rng);
-    const auto ws = rng.floats(std::size_t(nb) * kb, 0.5f / 64, 2.0f / 64);
-    const auto wf = decode_fp8(wq);
-    Dev<std::uint8_t> w(wq);
-    Dev<float> dws(ws);
+    const Fp8BlockWeights w(s.n, s.k, rng);
     for (int m = 1; m <= kernels::gemv::kMaxM; ++m) {
       const auto p = kernels::gemv::plan(m, s.n, s.k, 1, sms);
       check(p.ok, name("fp8 GEMV plan", m, s, p).c_str());
       std::vector<float> xf;
       Dev<std::uint16_t> x(rng.bf16s(std::size_t(m) * s.k, &xf));
       Dev<std::uint16_t> c(std::size_t(m) * s.n);
-      kernels::gemv::fp8(x.as<bf16>(), w.as<fp8>(), dws.get(), c.as<bf16>(), m, s.n, s.k, p, nullptr);
+      kernels::gemv::fp8(x.as<bf16>(), w.codes.as<fp8>(), w.dev_scales.get(), c.as<bf16>(), m, s.n, s.k, p, nullptr);
       const auto first = c.host();
-      kernels::gemv::fp8(x.as<bf16>(), w.as<fp8>(), dws.get(), c.as<bf16>(), m, s.n, s.k, p, nullptr);
+      kernels::gemv::fp8(x.as<bf16>(), w.codes.as<fp8>(), w.dev_scales.get(), c.as<bf16>(), m, s.n, s.k, p, nullptr);
       check(c.host() == first, name("fp8 GEMV is bitwise reproducible", m, s, p).c_str());
       std::vector<float> got, want;
       for (int t = 0; t < m; ++t)
         for (int j = 0; j < s.n; ++j) {
-          want.push_back(float(ref_dot(xf, wf, ws, s.k, t, j)));
+          want.push_back(float(ref_dot(xf, w.values, w.scales, s.k, t, j)));
           got.push_back(bf16_to_float(first[std::size_t(t) * s.n + j]));
         }
       check_close(name("fp8 GEMV", m, s, p).c_str(), got, want, 1e-4f * std::sqrt(float(s.k)), 1.0f / 128);
@@ -95,25 +77,15 @@ KERNEL_TEST(gemv_bf16) {
       check(p.ok, name("bf16 GEMV plan", m, s, p).c_str());
       std::vector<float> xf;
       Dev<std::uint16_t> x(rng.bf16s(std::size_t(m) * s.k, &xf));
-      const int mode = m % 3;  // 0: bf16, 1: f32 accumulate, 2: bf16 accumulate
-      std::vector<float> c0 = rng.floats(std::size_t(m) * s.n);
-      std::vector<std::uint16_t> c0b(c0.size());
-      for (std::size_t i = 0; i < c0.size(); ++i) c0[i] = bf16_to_float(c0b[i] = float_to_bf16(c0[i]));
-      Dev<float> cf(c0);
-      Dev<std::uint16_t> cb(c0b);
-      kernels::gemv::bf16(x.as<bf16>(), w.as<bf16>(), mode == 1 ? static_cast<void*>(cf.get()) : cb.get(), mode == 1,
-                          mode != 0, m, s.n, s.k, p, nullptr);
-      const auto cfh = cf.host();
-      const auto cbh = cb.host();
-      std::vector<float> got, want;
+      const OutModes out(m % 3, std::size_t(m) * s.n, rng);
+      kernels::gemv::bf16(x.as<bf16>(), w.as<bf16>(), out.ptr(), out.out_f32(), out.accumulate(), m, s.n, s.k, p,
+                          nullptr);
+      std::vector<float> want;
       for (int t = 0; t < m; ++t)
-        for (int j = 0; j < s.n; ++j) {
-          const std::size_t i = std::size_t(t) * s.n + j;
-          want.push_back(float((mode ? c0[i] : 0.0) + ref_dot(xf, wf, {}, s.k, t, j)));
-          got.push_back(mode == 1 ? cfh[i] : bf16_to_float(cbh[i]));
-        }
-      const char* what = mode == 0 ? "bf16 GEMV" : mode == 1 ? "bf16 GEMV (f32 accumulate)" : "bf16 GEMV (bf16 accumulate)";
-      check_close(name(what, m, s, p).c_str(), got, want, 1e-5f * s.k, mode == 1 ? 1e-5f : 1.0f / 128);
+        for (int j = 0; j < s.n; ++j)
+          want.push_back(float(out.start(std::size_t(t) * s.n + j) + ref_dot(xf, wf, {}, s.k, t, j)));
+      check_close(name((std::string("bf16 GEMV") + out.label()).c_str(), m, s, p).c_str(), out.result(), want,
+                  1e-5f * s.k, out.out_f32() ? 1e-5f : 1.0f / 128);
     }
   }
 }
