@@ -122,7 +122,8 @@ void launch_m(const Args& a, const Plan& p, cudaStream_t s) {
 template <bool kFp8>
 void launch(const Args& a, const Plan& p, cudaStream_t s) {
   if (!p.ok) throw std::logic_error("GEMV called without a valid plan");
-  if (!detail::aligned16(a.x) || !detail::aligned16(a.w)) throw std::invalid_argument("GEMV: X and W must be 16-byte aligned");
+  if (!detail::aligned16(a.x) || !detail::aligned16(a.w))
+    throw std::invalid_argument("GEMV: X and W must be 16-byte aligned");
   if (p.rows == 1)
     launch_m<kFp8, 1>(a, p, s);
   else if (p.rows == 2)

@@ -32,7 +32,8 @@ __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, 
   detail::pdl_trigger();  // the q_b GEMV may load its weights meanwhile (pdl.cuh)
   const int t = blockIdx.x;
   if (blockIdx.y == 1) {
-    detail::rmsnorm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim, p.q_out + std::size_t(t) * p.q_dim,
+    detail::rmsnorm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim,
+                        p.q_out + std::size_t(t) * p.q_dim,
              nullptr, vec, red);
     return;
   }
@@ -64,7 +65,8 @@ __global__ void q_pe_kernel(const bf16* q, int heads, int nope, int rope_dim, co
 void mla_latent_prep(const MlaLatentPrep& p, const AttnBatch& b, bf16* cache, cudaStream_t s) {
   if (b.num_tokens <= 0) return;
   if (p.rope_dim % 2 != 0 || p.latent_dim <= 0) throw std::invalid_argument("mla_latent_prep: bad latent / rope dims");
-  if (p.row_stride < p.latent_dim + p.rope_dim) throw std::invalid_argument("mla_latent_prep: row stride below latent + rope");
+  if (p.row_stride < p.latent_dim + p.rope_dim)
+    throw std::invalid_argument("mla_latent_prep: row stride below latent + rope");
   const bool vec = p.latent_dim % 8 == 0 && p.kv_stride % 8 == 0 && p.row_stride % 8 == 0 &&
                    (p.latent_dim + p.rope_dim) % 8 == 0 && detail::aligned16(p.kv) && detail::aligned16(p.rows) &&
                    detail::aligned16(cache) && detail::aligned16(p.kv_norm) &&

@@ -162,8 +162,8 @@ constexpr int kGemvMaxSmem = 200 * 1024;  // the down GEMV's h rows (H200: 227 K
 
 template <bool FP8>
 void run_gemv(const GemvArgs& a, int n, cudaStream_t s) {
-  launch_pdl(gemv_gate_up_kernel<FP8>, dim3((a.inter + kGemvWarps - 1) / kGemvWarps, n * a.top_k), dim3(kGemvWarps * 32),
-             0, s, "moe gate/up GEMV", a);
+  launch_pdl(gemv_gate_up_kernel<FP8>, dim3((a.inter + kGemvWarps - 1) / kGemvWarps, n * a.top_k),
+             dim3(kGemvWarps * 32), 0, s, "moe gate/up GEMV", a);
   const std::size_t smem = std::size_t(a.top_k) * a.inter * 2;
   static std::atomic<std::uint64_t> done{0};
   opt_in_smem(gemv_down_kernel<FP8>, kGemvMaxSmem, done);  // the cap, once: smem varies with the model

@@ -105,7 +105,8 @@ __device__ __forceinline__ void rows_dot_smem(const unsigned char* const (&rows)
   for (int c = lane; c < K / kPer; c += 32) {
     uint4 v[G];
 #pragma unroll
-    for (int g = 0; g < G; ++g) v[g] = rows[g] ? __ldg(reinterpret_cast<const uint4*>(rows[g]) + c) : make_uint4(0, 0, 0, 0);
+    for (int g = 0; g < G; ++g)
+      v[g] = rows[g] ? __ldg(reinterpret_cast<const uint4*>(rows[g]) + c) : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       if (!rows[g]) continue;
@@ -146,7 +147,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
     for (int g = 0; g < kDownRows; ++g) {
       const int k = k0 + g, e = k < a.top_k ? a.topk_ids[t * a.top_k + k] : -1;
       const bool ok = e >= 0 && e < a.num_experts;
-      rows[g] = ok ? static_cast<const unsigned char*>(a.w2) + (std::size_t(e) * a.hidden + j) * a.inter * esz : nullptr;
+      const auto* w2 = static_cast<const unsigned char*>(a.w2);
+      rows[g] = ok ? w2 + (std::size_t(e) * a.hidden + j) * a.inter * esz : nullptr;
       sc[g] = FP8 && ok ? a.w2_scale + (std::size_t(e) * hb + j / 128) * ib : nullptr;
     }
     float part[kDownRows] = {};

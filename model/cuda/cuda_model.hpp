@@ -103,6 +103,9 @@ class CudaModel {
   // The GEMV launch plan for m tokens of x through w, or !ok: more tokens than gemv_tokens_, or a shape or
   // alignment the GEMV does not take.
   kernels::gemv::Plan gemv_plan(int m, const Linear& w, const bf16* x) const;
+  // 2: at m = 2 the GEMV still wins on R1's attention projections (troupe_kernel_bench gemv / gemm_small_m:
+  // q_a|kv_a 12.6 us against small-m's 16.3-17.7 at m = 1-4 plus a quantization launch, q_b 20.3 against
+  // 22.3-23.4) and loses only on the 3 dense layers' gate_up (99.3 against 86.2-89.6).
   static constexpr int kDefaultGemvTokens = 2;
   static int gemv_tokens();
   // The [max_positions, rot_dim] cos|sin table of ops.hpp's rope, from the inverse frequencies.

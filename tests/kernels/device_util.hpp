@@ -172,7 +172,8 @@ struct OutModes {
     for (std::size_t i = 0; i < v.size(); ++i) b[i] = float_to_bf16(v[i]);
     return b;
   }
-  OutModes(int m, std::size_t n, Rng& rng) : mode(m), initial(bf16_values(rng.floats(n))), f32(initial), b16(bits(initial)) {}
+  OutModes(int m, std::size_t n, Rng& rng)
+      : mode(m), initial(bf16_values(rng.floats(n))), f32(initial), b16(bits(initial)) {}
   bool out_f32() const { return mode == 1; }
   bool accumulate() const { return mode != 0; }
   void* ptr() const { return mode == 1 ? static_cast<void*>(f32.get()) : static_cast<void*>(b16.get()); }

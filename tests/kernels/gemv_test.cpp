@@ -1,7 +1,8 @@
 // kernels/gemm/gemv.hpp against float64 host matmuls: every m in 1..4, FP8 (128x128 block scales, bf16
 // activations) and bf16 weights, shapes that take each row count R and k-split count S of the plan (R1's
-// q_a|kv_a, q_b and router; V2-Lite's kv_a; the longest rows the plan takes; n not a multiple of 128 or of R), bf16 output, float32 and bf16
-// accumulate. The k-split sums run in a fixed order: a second call gives the same bits.
+// q_a|kv_a, q_b and router; V2-Lite's kv_a; the longest rows the plan takes; n not a multiple of 128 or of R),
+// bf16 output, float32 and bf16 accumulate. The k-split sums run in a fixed order: a second call gives the same
+// bits.
 //
 // Tolerance: the products are float32 FMAs of exactly representable values (bf16 activations, e4m3 or bf16
 // weights); only the float32 summation order and the bf16 output rounding remain.
@@ -69,7 +70,8 @@ KERNEL_TEST(gemv_fp8) {
 KERNEL_TEST(gemv_bf16) {
   Rng rng(47);
   const int sms = sm_count();
-  for (Shape s : {Shape{576, 2048}, Shape{3072, 2048}, Shape{256, 7168}, Shape{1000, 8184}, Shape{72, 512}, Shape{37, 64}}) {
+  for (Shape s :
+       {Shape{576, 2048}, Shape{3072, 2048}, Shape{256, 7168}, Shape{1000, 8184}, Shape{72, 512}, Shape{37, 64}}) {
     std::vector<float> wf;
     Dev<std::uint16_t> w(rng.bf16s(std::size_t(s.n) * s.k, &wf));
     for (int m = 1; m <= kernels::gemv::kMaxM; ++m) {

@@ -60,7 +60,10 @@ void run(const Dims& d, bool with_q) {
   Dev<std::uint16_t> qout(std::vector<std::uint16_t>(std::size_t(n) * d.q_dim, sentinel));
   kernels::MlaLatentPrep p;
   p.kv = x.as<bf16>() + d.kv_offset, p.kv_stride = d.stride, p.kv_norm = dkvw.as<bf16>();
-  if (with_q) p.q_a = x.as<bf16>(), p.q_stride = d.stride, p.q_dim = d.q_dim, p.q_norm = dqw.as<bf16>(), p.q_out = qout.as<bf16>();
+  if (with_q) {
+    p.q_a = x.as<bf16>(), p.q_stride = d.stride, p.q_dim = d.q_dim;
+    p.q_norm = dqw.as<bf16>(), p.q_out = qout.as<bf16>();
+  }
   p.eps = eps, p.latent_dim = d.latent, p.rope_dim = d.rope, p.cos_sin = dcs.get(), p.interleaved = d.interleaved;
   p.rows = rows.as<bf16>(), p.row_stride = width;
   kernels::AttnBatch b;
