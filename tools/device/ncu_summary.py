@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Sums an `ncu --csv --page raw --metrics gpu__time_duration.sum` log by kernel name: time per step and share.
 
-  ncu_summary.py LOG STEPS   (STEPS: how many forward steps the profiled range held, to print time per step)
+  ncu_summary.py LOG STEPS            (STEPS: how many forward steps the profiled range held, for time per step)
+  ncu_summary.py LOG STEPS --last N   the log's last N kernels in launch order (the tail of the last step: for
+                                      a decode step, its last layer, the final norm and lm_head), each with its time
 """
 import csv
 import re
@@ -30,14 +32,20 @@ def main() -> None:
     ki, ti = head.index("Kernel Name"), head.index("gpu__time_duration.sum")
     unit = rows[1][ti]
     scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0}.get(unit, 1e-6)
-    total, count = defaultdict(float), defaultdict(int)
+    timed = []
     for r in rows[2:]:
         try:
-            t = float(r[ti].replace(",", "")) * scale
+            timed.append((short(r[ki]), float(r[ti].replace(",", "")) * scale))
         except ValueError:
             continue
-        total[short(r[ki])] += t
-        count[short(r[ki])] += 1
+    if len(sys.argv) > 4 and sys.argv[3] == "--last":
+        for name, t in timed[-int(sys.argv[4]):]:
+            print(f"  {1000 * t:8.1f} us  {name}")
+        return
+    total, count = defaultdict(float), defaultdict(int)
+    for name, t in timed:
+        total[name] += t
+        count[name] += 1
     all_ms = sum(total.values())
     print(f"{path}: {sum(count.values())} kernels, {all_ms / steps:.3f} ms of kernel time per step")
     for name, t in sorted(total.items(), key=lambda kv: -kv[1]):

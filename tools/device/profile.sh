@@ -4,6 +4,7 @@
 # "prefill 4096 tokens", each with " eager" or " graphs"), summed by kernel by ncu_summary.py. On the device:
 #   tools/device/on_device.sh 'tools/device/profile.sh r1 4 "prefill 4096 tokens eager"'
 # The config is cut to LAYERS layers (R1: 3 dense + the rest MoE); each range holds 2 steps (warm-up + 1).
+# LAST=N also lists the last N kernels in launch order.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/troupe-out}; mkdir -p "$OUT"
@@ -21,4 +22,7 @@ for range in "$@"; do
     --csv --page raw --log-file "$log" troupe_cuda_check --smoke "$d" "$layers" "$layers" >/dev/null 2>&1 || true
   echo "== $model, $layers layers: $range"
   python3 tools/device/ncu_summary.py "$log" 4 | head -40
+  if [[ ${LAST:-0} -gt 0 ]]; then  # LAST=26: the last 26 kernels in launch order (a decode step's last layer)
+    echo "-- the last $LAST kernels"; python3 tools/device/ncu_summary.py "$log" 4 --last "$LAST"
+  fi
 done
