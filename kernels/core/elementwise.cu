@@ -102,11 +102,7 @@ __global__ void rope_kernel(bf16* x, int heads, int row_stride, int head_stride,
   for (int k = blockIdx.y * blockDim.x + threadIdx.x; k < heads * half; k += gridDim.y * blockDim.x) {
     const int h = k / half, i = k % half;
     bf16* head = row + std::size_t(h) * head_stride;
-    bf16* pa = interleaved ? head + 2 * i : head + i;
-    bf16* pb = interleaved ? head + 2 * i + 1 : head + i + half;
-    const float a = __bfloat162float(*pa), b = __bfloat162float(*pb), c = cs[i], s = cs[half + i];
-    *pa = __float2bfloat16(a * c - b * s);
-    *pb = __float2bfloat16(b * c + a * s);
+    detail::rope_pair(head, head, nullptr, cs, i, half, interleaved);
   }
 }
 

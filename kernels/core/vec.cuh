@@ -92,6 +92,17 @@ __device__ __forceinline__ void rmsnorm_row(const __nv_bfloat16* x, const __nv_b
   }
 }
 
+// The rotated pair i of a rope_dim-wide part (cos_sin row cs: cos | sin), from src into dst (and dst2 when not
+// null); src may be dst (in place: both values are read before either is written).
+__device__ __forceinline__ void rope_pair(const __nv_bfloat16* src, __nv_bfloat16* dst, __nv_bfloat16* dst2,
+                                          const float* cs, int i, int half, bool interleaved) {
+  const int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
+  const float a = __bfloat162float(src[ia]), b = __bfloat162float(src[ib]), c = cs[i], s = cs[half + i];
+  const __nv_bfloat16 oa = __float2bfloat16(a * c - b * s), ob = __float2bfloat16(b * c + a * s);
+  dst[ia] = oa, dst[ib] = ob;
+  if (dst2) dst2[ia] = oa, dst2[ib] = ob;
+}
+
 // A GEMM output element: bf16 or float32, written or (accumulate) added to.
 __device__ __forceinline__ void store_out(void* c, bool out_f32, bool accumulate, std::size_t i, float v) {
   if (out_f32) {

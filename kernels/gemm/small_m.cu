@@ -15,6 +15,7 @@
 // FP8 sums each 128-wide k block separately and adds it scaled by w_scale(row block, kb) * a_scale(token, kb).
 #include "kernels/gemm/small_m.hpp"
 
+#include "kernels/core/dot.cuh"
 #include "kernels/core/launch.hpp"
 #include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
@@ -43,13 +44,7 @@ struct Args {
   unsigned* counters;
 };
 
-__device__ __forceinline__ uint4 ld_stream(const std::uint8_t* p) {  // weights: read once, keep out of L1
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
+using detail::ld_stream16;  // weights: read once, kept out of L1
 
 __device__ __forceinline__ int step_offset(int step, int q) { return (step >> 1) * 128 + q * 32 + (step & 1) * 16; }
 
@@ -171,8 +166,8 @@ __global__ void __launch_bounds__(kThreads) small_m_kernel(Args g) {
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) {
       const bool in = base + i < steps;
-      ra[i] = in ? ld_stream(w0 + step_offset(base + i, q)) : make_uint4(0, 0, 0, 0);
-      rb[i] = in ? ld_stream(w1 + step_offset(base + i, q)) : make_uint4(0, 0, 0, 0);
+      ra[i] = in ? ld_stream16(w0 + step_offset(base + i, q)) : make_uint4(0, 0, 0, 0);
+      rb[i] = in ? ld_stream16(w1 + step_offset(base + i, q)) : make_uint4(0, 0, 0, 0);
     }
   };
   if (active) load(0);  // the first weights are on their way while the previous kernel ends, the tokens land

@@ -15,16 +15,6 @@ namespace {
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 128;
 
-// The rotated pair i of a rope_dim-wide part (cos_sin row cs: cos | sin), from src into dst.
-__device__ __forceinline__ void rope_pair(const bf16* src, bf16* dst, bf16* dst2, const float* cs, int i, int half,
-                                          bool interleaved) {
-  const int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
-  const float a = __bfloat162float(src[ia]), b = __bfloat162float(src[ib]), c = cs[i], s = cs[half + i];
-  const bf16 oa = __float2bfloat16(a * c - b * s), ob = __float2bfloat16(b * c + a * s);
-  dst[ia] = oa, dst[ib] = ob;
-  if (dst2) dst2[ia] = oa, dst2[ib] = ob;
-}
-
 // grid (n, q_a ? 2 : 1): y = 0 the latent row, y = 1 the q_a row.
 __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, const std::int32_t* positions,
                                                                const std::int32_t* slots, bf16* cache, bool vec) {
@@ -33,8 +23,7 @@ __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, 
   const int t = blockIdx.x;
   if (blockIdx.y == 1) {
     detail::rmsnorm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim,
-                        p.q_out + std::size_t(t) * p.q_dim,
-             nullptr, vec, red);
+                        p.q_out + std::size_t(t) * p.q_dim, nullptr, vec, red);
     return;
   }
   const long slot = slots[t];
@@ -46,7 +35,7 @@ __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, 
   const float* cs = p.cos_sin + std::size_t(positions[t]) * p.rope_dim;
   const int half = p.rope_dim / 2;
   for (int i = threadIdx.x; i < half; i += blockDim.x)
-    rope_pair(src + p.latent_dim, row + p.latent_dim, dst ? dst + p.latent_dim : nullptr, cs, i, half, p.interleaved);
+    detail::rope_pair(src + p.latent_dim, row + p.latent_dim, dst ? dst + p.latent_dim : nullptr, cs, i, half, p.interleaved);
 }
 
 // blockIdx.x: the token; y * blockDim + x: one (head, pair).
@@ -56,8 +45,8 @@ __global__ void q_pe_kernel(const bf16* q, int heads, int nope, int rope_dim, co
   if (k >= heads * half) return;
   const int h = k / half, i = k % half;
   const std::size_t head = std::size_t(t) * heads + h;
-  rope_pair(q + head * (nope + rope_dim) + nope, qfull + head * (latent_dim + rope_dim) + latent_dim, nullptr,
-            cos_sin + std::size_t(positions[t]) * rope_dim, i, half, interleaved);
+  detail::rope_pair(q + head * (nope + rope_dim) + nope, qfull + head * (latent_dim + rope_dim) + latent_dim, nullptr,
+                    cos_sin + std::size_t(positions[t]) * rope_dim, i, half, interleaved);
 }
 
 }  // namespace
