@@ -21,6 +21,7 @@
 #include "kernels/core/vec.cuh"
 
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -30,7 +31,10 @@ namespace {
 constexpr int kWarps = kRowsPerBlock / 16;
 constexpr int kThreads = kWarps * 32;
 constexpr int kPad = 16;   // smem row padding: tokens g and g+1 (one quarter-warp) land on disjoint banks
-constexpr int kBatch = 8;  // 16-byte loads per weight row and thread issued before the first mma
+// 16-byte loads per weight row and thread issued before the first mma. 8 took 118 registers (4 blocks per SM: R1's
+// o_proj, 896 blocks, ran 1.7 waves, 39.5 us); 4 with a 7-block register cap measured 37.2 us (ncu, H200,
+// docs/BENCHMARKS.md). TROUPE_SMALL_M_BATCH=8: the old batch (A/B).
+constexpr int kBatchWide = 8, kBatchNarrow = 4;
 
 struct Args {
   const std::uint8_t* a;
@@ -144,8 +148,8 @@ __device__ void reduce_splits(const Args& g, int tile) {
   if (threadIdx.x == 0) g.counters[tile] = 0;  // ready for the next call (graph replays included)
 }
 
-template <bool kFp8, int NT>
-__global__ void __launch_bounds__(kThreads) small_m_kernel(Args g) {
+template <bool kFp8, int NT, int kBatch>
+__global__ void __launch_bounds__(kThreads, kBatch == kBatchNarrow ? 7 : 1) small_m_kernel(Args g) {
   extern __shared__ __align__(16) std::uint8_t smem[];
   constexpr int E = kFp8 ? 1 : 2, MT = NT * 8;
   constexpr int SPK = 128 * E / 64;  // warp steps per 128-wide k block
@@ -234,8 +238,13 @@ void launch(const Args& g, const Plan& p, cudaStream_t s) {
   const int mt = g.m <= 8 ? 8 : 16;
   const std::size_t smem = std::size_t(mt) * (p.kb_per * 128 * E + kPad) + (kFp8 ? p.kb_per * mt * 4 : 0);
   const dim3 grid(p.tiles, p.splits);
-  launch_pdl(mt == 8 ? small_m_kernel<kFp8, 1> : small_m_kernel<kFp8, 2>, grid, dim3(kThreads), smem, s,
-             "small-m GEMM launch", g);
+  static const bool wide = [] {
+    const char* v = std::getenv("TROUPE_SMALL_M_BATCH");
+    return v && std::string(v) == "8";
+  }();
+  auto* kernel = mt == 8 ? (wide ? small_m_kernel<kFp8, 1, kBatchWide> : small_m_kernel<kFp8, 1, kBatchNarrow>)
+                         : (wide ? small_m_kernel<kFp8, 2, kBatchWide> : small_m_kernel<kFp8, 2, kBatchNarrow>);
+  launch_pdl(kernel, grid, dim3(kThreads), smem, s, "small-m GEMM launch", g);
 }
 
 Args args(const void* a, const void* w, void* c, int m, int n, int k, const Plan& p, const Workspace& ws) {

@@ -1,6 +1,9 @@
 // MLA over the paged latent cache: the cache write, the host-side dispatch and the split combine. The two
 // attention kernels live in mla_fast.cuh (512 + 64, tensor cores) and mla_generic.cuh (any dims, scalar).
+#include "kernels/core/dot.cuh"
 #include "kernels/core/launch.hpp"
+#include "kernels/core/pdl.cuh"
+#include "kernels/core/vec.cuh"
 #include "kernels/mla/mla.hpp"
 #include "kernels/mla/mla_fast.cuh"
 #include "kernels/mla/mla_generic.cuh"
@@ -49,11 +52,10 @@ __global__ void cache_write_kernel(const __nv_bfloat16* rows, int stride, int wi
 // Merges the splits of one (token, head): o = sum_j 2^(lse_j - max) o_j / sum_j 2^(lse_j - max). A split that saw
 // no position of the row wrote lse = -inf and o = 0, so its weight is 0 and its values are finite. 128 threads x
 // 4 columns; the split loop is unrolled so that several partial loads are in flight at once.
-__global__ void __launch_bounds__(128) combine_kernel(const float* part_o, const float* part_lse, int splits, int rows,
-                                                      __nv_bfloat16* out) {
-  __shared__ float wgt[kMaxSplits];
-  const int row = blockIdx.x, tid = threadIdx.x;  // row = token * num_heads + head
-  float lse = tid < splits ? part_lse[std::size_t(tid) * rows + row] : -INFINITY;
+// The splits' weights 2^(lse_j - max) of one row into wgt (blockDim.x >= splits; every thread calls it).
+__device__ void split_weights(const float* part_lse, int splits, int rows, int row, float* wgt) {
+  const int tid = threadIdx.x;
+  const float lse = tid < splits ? part_lse[std::size_t(tid) * rows + row] : -INFINITY;
   if (tid < splits) wgt[tid] = lse;
   __syncthreads();
   float mx = -INFINITY;
@@ -61,6 +63,13 @@ __global__ void __launch_bounds__(128) combine_kernel(const float* part_o, const
   __syncthreads();
   if (tid < splits) wgt[tid] = lse == -INFINITY ? 0.f : exp2f(lse - mx);
   __syncthreads();
+}
+
+__global__ void __launch_bounds__(128) combine_kernel(const float* part_o, const float* part_lse, int splits, int rows,
+                                                      __nv_bfloat16* out) {
+  __shared__ float wgt[kMaxSplits];
+  const int row = blockIdx.x, tid = threadIdx.x;  // row = token * num_heads + head
+  split_weights(part_lse, splits, rows, row, wgt);
   float wsum = 0.f;
   float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 8
@@ -74,6 +83,69 @@ __global__ void __launch_bounds__(128) combine_kernel(const float* part_o, const
   __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(out + std::size_t(row) * kFastLatent + 4 * tid);
   dst[0] = __floats2bfloat162_rn(acc.x * inv, acc.y * inv);
   dst[1] = __floats2bfloat162_rn(acc.z * inv, acc.w * inv);
+}
+
+// The split merge (as combine_kernel, or the unsplit bf16 rows) followed by W_UV: kUvParts blocks per (token, head)
+// row, part p making output rows p, p + kUvParts, ... (one block per row read 128 KB alone: ~10 us at R1's 128
+// heads; the merge is repeated per part). The merged latent row stays in shared memory as float32; warp w of part
+// p takes W_UV rows p + kUvParts (w + 8 (r + kUvRows k)), r < kUvRows per round k (a 1 KB row is 64 chunks of 16
+// bytes: lane l reads chunks l and l + 32); the first round's loads are issued before the wait.
+constexpr int kUvThreads = 256, kUvRows = 8, kUvParts = 2;
+__global__ void __launch_bounds__(kUvThreads) combine_uv_kernel(const float* part_o, const float* part_lse,
+                                                                int splits, int rows, const __nv_bfloat16* olat,
+                                                                int heads, MlaUvOut uv) {
+  __shared__ float wgt[kMaxSplits];
+  __shared__ __align__(16) float o[kFastLatent];
+  const int row = blockIdx.x / kUvParts, part = blockIdx.x % kUvParts, h = row % heads;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const __nv_bfloat16* w = uv.kv_b + (std::size_t(h) * (uv.nope + uv.v_dim) + uv.nope) * kFastLatent;
+  uint4 v[kUvRows][2];
+  auto load = [&](int r0) {
+#pragma unroll
+    for (int r = 0; r < kUvRows; ++r)
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int vr = part + kUvParts * (r0 + 8 * r);
+        v[r][u] = vr < uv.v_dim ? detail::ld_stream16(w + std::size_t(vr) * kFastLatent + (lane + 32 * u) * 8)
+                                : make_uint4(0, 0, 0, 0);
+      }
+  };
+  load(warp);
+  detail::pdl_wait();
+  detail::pdl_trigger();
+  if (splits > 1) {
+    split_weights(part_lse, splits, rows, row, wgt);
+    for (int c = tid; c < kFastLatent; c += kUvThreads) {
+      float acc = 0.f, wsum = 0.f;
+#pragma unroll 8
+      for (int j = 0; j < splits; ++j) acc += wgt[j] * part_o[(std::size_t(j) * rows + row) * kFastLatent + c], wsum += wgt[j];
+      o[c] = wsum > 0.f ? acc / wsum : 0.f;
+    }
+  } else {
+    for (int c = tid; c < kFastLatent; c += kUvThreads) o[c] = __bfloat162float(olat[std::size_t(row) * kFastLatent + c]);
+  }
+  __syncthreads();
+  for (int r0 = warp;; r0 += 8 * kUvRows) {
+#pragma unroll
+    for (int r = 0; r < kUvRows; ++r) {
+      float d = 0.f;
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int c = (lane + 32 * u) * 8;
+        const __nv_bfloat162* wb = reinterpret_cast<const __nv_bfloat162*>(&v[r][u]);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float2 f = __bfloat1622float2(wb[j]);
+          d = fmaf(f.x, o[c + 2 * j], fmaf(f.y, o[c + 2 * j + 1], d));
+        }
+      }
+      d = detail::warp_sum(d);
+      const int vr = part + kUvParts * (r0 + 8 * r);
+      if (lane == 0 && vr < uv.v_dim) uv.out[std::size_t(row) * uv.v_dim + vr] = __float2bfloat16(d);
+    }
+    if (part + kUvParts * (r0 + 8 * kUvRows) >= uv.v_dim) break;  // this warp's next row
+    load(r0 + 8 * kUvRows);
+  }
 }
 
 void validate(const AttnBatch& b, int num_heads, int latent_dim, int rope_dim) {
@@ -116,9 +188,12 @@ std::size_t mla_workspace_bytes(int max_tokens, int num_heads, int latent_dim, i
 
 void mla_attention_absorbed(const __nv_bfloat16* q, int num_heads, int latent_dim, int rope_dim,
                             const __nv_bfloat16* cache, const AttnBatch& b, float scale, void* workspace,
-                            __nv_bfloat16* out, cudaStream_t s) {
+                            __nv_bfloat16* out, cudaStream_t s, const MlaUvOut* uv) {
   validate(b, num_heads, latent_dim, rope_dim);
   if (b.num_tokens <= 0) return;
+  if (uv && (latent_dim != kFastLatent || rope_dim != kFastRope || !uv->kv_b || !uv->out || uv->v_dim < 1 ||
+             !detail::aligned16(uv->kv_b)))
+    throw std::invalid_argument("mla_attention_absorbed: the fused W_UV needs latent 512 + rope 64 and kv_b");
   const float scale_log2 = scale * 1.4426950408889634f;  // softmax in base 2: exp(x) = exp2(x * log2(e))
   if (latent_dim != kFastLatent || rope_dim != kFastRope) {
     mla_generic_kernel<<<dim3(b.num_tokens, num_heads), kGenericThreads, 0, s>>>(q, num_heads, latent_dim,
@@ -148,6 +223,12 @@ void mla_attention_absorbed(const __nv_bfloat16* q, int num_heads, int latent_di
   allow_smem(smem);
   mla_fast_kernel<<<dim3(p.head_blocks, p.token_tiles, p.splits), kFastThreads, smem, s>>>(a);
   check_launch("mla_attention_absorbed (fast)");
+  if (uv) {
+    static_assert(kMaxSplits <= kUvThreads && kFastLatent == 64 * 8, "combine_uv: a split per thread, 64 chunks");
+    launch_pdl(combine_uv_kernel, dim3(unsigned(rows) * kUvParts), dim3(kUvThreads), 0, s, "mla_attention_absorbed (W_UV)",
+               a.part_o, a.part_lse, p.splits, int(rows), out, num_heads, *uv);
+    return;
+  }
   if (p.splits > 1) {
     static_assert(kFastLatent == 4 * 128 && kMaxSplits <= 128, "combine: 128 threads x 4 columns, a split per thread");
     combine_kernel<<<int(rows), 128, 0, s>>>(a.part_o, a.part_lse, p.splits, int(rows), out);

@@ -29,9 +29,17 @@ void mla_cache_write(const __nv_bfloat16* rows, int stride, int latent_dim, int 
 // `workspace` holds the split partials: mla_workspace_bytes() bytes (0 for widths other than 512: no split;
 // it depends on the device's SM count, so ask on the device that runs the kernel). Throws invalid_argument
 // on bad dims.
+//
+// With uv (decode-sized batches, mla_absorb.hpp's mla_absorb_fits): the split merge also applies W_UV and writes
+// uv->out [num_tokens, num_heads, v_dim] (out is then scratch for the unsplit case).
+struct MlaUvOut {
+  const __nv_bfloat16* kv_b = nullptr;  // [num_heads * (nope + v_dim), latent_dim]: W_UV[h] = rows h (nope + v) + nope..
+  int nope = 0, v_dim = 0;
+  __nv_bfloat16* out = nullptr;
+};
 std::size_t mla_workspace_bytes(int max_tokens, int num_heads, int latent_dim, int max_seq_len, int block_size);
 void mla_attention_absorbed(const __nv_bfloat16* q, int num_heads, int latent_dim, int rope_dim,
                             const __nv_bfloat16* cache, const AttnBatch& b, float scale, void* workspace,
-                            __nv_bfloat16* out, cudaStream_t s);
+                            __nv_bfloat16* out, cudaStream_t s, const MlaUvOut* uv = nullptr);
 
 }  // namespace troupe::kernels

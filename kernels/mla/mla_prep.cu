@@ -4,9 +4,12 @@
 #include "kernels/core/launch.hpp"
 #include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
+#include "kernels/core/dot.cuh"
+#include "kernels/mla/mla_absorb.hpp"
 #include "kernels/mla/mla_prep.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace troupe::kernels {
@@ -49,6 +52,73 @@ __global__ void q_pe_kernel(const bf16* q, int heads, int nope, int rope_dim, co
                     cos_sin + std::size_t(positions[t]) * rope_dim, i, half, interleaved);
 }
 
+// mla_absorb_q (mla_absorb.hpp), grid (heads * 4, n), 256 threads: block (h, cb) makes latent columns
+// [128 cb, 128 cb + 128) of head h (one block per head read 128 KB alone: 8 us at R1's 128 heads). Thread
+// (g = tid / 16, cg = tid % 16) sums rows d = g, g + 16, ... (all loads issued before the wait) over its 8 columns;
+// the 16 row groups meet in shared memory and are added in group order:
+//
+//   W_UK[h] (nope x 512 bf16)   row d: | cb 0: cg 0 .. 15 | cb 1 | cb 2 | cb 3 |   (cg: 16 bytes each)
+//   acc[g][8 cg + j] = sum over d = g (mod 16) of q[d] * W_UK[h][d][128 cb + 8 cg + j]
+constexpr int kAbsorbThreads = 256, kAbsorbColBlocks = 4, kAbsorbCols = 512 / kAbsorbColBlocks;
+constexpr int kAbsorbGroups = kAbsorbThreads / (kAbsorbCols / 8), kAbsorbMaxNope = 256;
+constexpr int kAbsorbRows = kAbsorbMaxNope / kAbsorbGroups;  // rows per thread, all in flight at once
+__global__ void __launch_bounds__(kAbsorbThreads) absorb_q_kernel(const bf16* q, int heads, int nope, int rope_dim,
+                                                                  const bf16* kv_b, int head_rows,
+                                                                  const std::int32_t* positions, const float* cs,
+                                                                  bool interleaved, bf16* qfull) {
+  constexpr int kLatent = 512;
+  __shared__ float qs[kAbsorbMaxNope];
+  __shared__ __align__(16) float red[kAbsorbGroups][kAbsorbCols];
+  const int h = blockIdx.x / kAbsorbColBlocks, cb = blockIdx.x % kAbsorbColBlocks, t = blockIdx.y;
+  const int g = threadIdx.x / (kAbsorbCols / 8), cg = threadIdx.x % (kAbsorbCols / 8);
+  const bf16* w = kv_b + std::size_t(h) * head_rows * kLatent + cb * kAbsorbCols + cg * 8;
+  uint4 v[kAbsorbRows];
+#pragma unroll
+  for (int i = 0; i < kAbsorbRows; ++i) {  // the weights are no earlier kernel's output: loaded before the wait
+    const int d = g + kAbsorbGroups * i;
+    v[i] = d < nope ? detail::ld_stream16(w + std::size_t(d) * kLatent) : make_uint4(0, 0, 0, 0);
+  }
+  detail::pdl_wait();
+  detail::pdl_trigger();
+  const bf16* qh = q + (std::size_t(t) * heads + h) * (nope + rope_dim);
+  for (int d = threadIdx.x; d < nope; d += blockDim.x) qs[d] = __bfloat162float(qh[d]);
+  __syncthreads();
+  float acc[8] = {};
+#pragma unroll
+  for (int i = 0; i < kAbsorbRows; ++i) {
+    const int d = g + kAbsorbGroups * i;
+    if (d >= nope) break;
+    const __nv_bfloat162* wb = reinterpret_cast<const __nv_bfloat162*>(&v[i]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 f = __bfloat1622float2(wb[j]);
+      acc[2 * j] = fmaf(qs[d], f.x, acc[2 * j]), acc[2 * j + 1] = fmaf(qs[d], f.y, acc[2 * j + 1]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < 8; ++j) red[g][cg * 8 + j] = acc[j];
+  __syncthreads();
+  bf16* out = qfull + (std::size_t(t) * heads + h) * (kLatent + rope_dim);
+  if (threadIdx.x < kAbsorbCols / 8) {
+    float o[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      o[j] = red[0][cg * 8 + j];
+#pragma unroll
+      for (int k = 1; k < kAbsorbGroups; ++k) o[j] += red[k][cg * 8 + j];
+    }
+    uint4 packed;
+    __nv_bfloat162* pb = reinterpret_cast<__nv_bfloat162*>(&packed);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) pb[j] = __floats2bfloat162_rn(o[2 * j], o[2 * j + 1]);
+    *reinterpret_cast<uint4*>(out + cb * kAbsorbCols + cg * 8) = packed;
+  } else if (cb == 0 && threadIdx.x - kAbsorbCols / 8 < rope_dim / 2) {
+    const int i = threadIdx.x - kAbsorbCols / 8, half = rope_dim / 2;
+    detail::rope_pair(qh + nope, out + kLatent, nullptr, cs + std::size_t(positions[t]) * rope_dim, i, half,
+                      interleaved);
+  }
+}
+
 }  // namespace
 
 void mla_latent_prep(const MlaLatentPrep& p, const AttnBatch& b, bf16* cache, cudaStream_t s) {
@@ -74,6 +144,27 @@ void mla_q_pe(const bf16* q, int n, int heads, int nope, int rope_dim, const std
   q_pe_kernel<<<dim3(n, (work + threads - 1) / threads), threads, 0, s>>>(q, heads, nope, rope_dim, positions, cos_sin,
                                                                         interleaved, qfull, latent_dim);
   check_launch("mla_q_pe");
+}
+
+bool mla_absorb_fits(int num_tokens, int latent_dim, int rope_dim, int nope, int v_dim) {
+  static const bool on = [] {
+    const char* v = std::getenv("TROUPE_MLA_ABSORB");
+    return !(v && *v == '0');
+  }();
+  return on && num_tokens >= 1 && num_tokens <= kMlaAbsorbMaxTokens && latent_dim == 512 && rope_dim == 64 && nope >= 1 &&
+         nope <= kAbsorbMaxNope && v_dim >= 1;
+}
+
+void mla_absorb_q(const bf16* q, int n, int heads, int nope, int rope_dim, int v_dim, const bf16* kv_b, int latent_dim,
+                  const std::int32_t* positions, const float* cos_sin, bool interleaved, bf16* qfull, cudaStream_t s) {
+  if (n <= 0) return;
+  if (latent_dim != 512 || nope < 1 || nope > kAbsorbMaxNope || rope_dim % 2 ||
+      rope_dim / 2 > kAbsorbThreads - kAbsorbCols / 8)
+    throw std::invalid_argument("mla_absorb_q: latent 512, nope 1..256 and an even rope of at most 480 only");
+  if (!detail::aligned16(kv_b) || !detail::aligned16(qfull))
+    throw std::invalid_argument("mla_absorb_q: kv_b and qfull must be 16-byte aligned");
+  launch_pdl(absorb_q_kernel, dim3(heads * kAbsorbColBlocks, n), dim3(kAbsorbThreads), 0, s, "mla_absorb_q", q, heads, nope, rope_dim,
+             kv_b, nope + v_dim, positions, cos_sin, interleaved, qfull);
 }
 
 }  // namespace troupe::kernels

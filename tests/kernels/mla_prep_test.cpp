@@ -2,6 +2,7 @@
 // model/cpu/rope_yarn.cpp Rope::apply): R1's fused q_a|kv_a row layout (16-byte path) and odd tiny widths (scalar
 // path), interleaved and half-split rope, a padding token (slot -1: its cache row stays untouched), q_a or none.
 // Tolerance as core_test: bf16 outputs, 1e-3 + one bf16 rounding of |want|.
+#include "kernels/mla/mla_absorb.hpp"
 #include "kernels/mla/mla_prep.hpp"
 #include "tests/kernels/device_util.hpp"
 #include "tests/kernels/kernel_test.hpp"
@@ -111,6 +112,48 @@ KERNEL_TEST(mla_latent_prep_and_q_pe) {
   const Dims odd{20, 6, 12, 13, 39, 3, 5, false, "odd widths"};
   for (const Dims& d : {r1, odd})
     for (bool with_q : {true, false}) run(d, with_q);
+}
+
+// mla_absorb_q: the latent part against q_nope W_UK in float64 on the host (bf16 inputs, one bf16 rounding out),
+// the rope part against rope_ref, as mla_q_pe's; R1's 128 heads (nope 128, v 128) and 3 tokens.
+void run_absorb_q(bool interleaved) {
+  Rng rng(71);
+  const int n = 3, heads = 128, nope = 128, rope = 64, v = 128, latent = 512, max_pos = 4096;
+  const int qk = nope + rope, width = latent + rope;
+  std::vector<float> qf, wf;
+  Dev<std::uint16_t> q(rng.bf16s(std::size_t(n) * heads * qk, &qf, -2, 2));
+  Dev<std::uint16_t> kvb(rng.bf16s(std::size_t(heads) * (nope + v) * latent, &wf, -0.1f, 0.1f));
+  const auto cs = rng.floats(std::size_t(max_pos) * rope);
+  Dev<float> dcs(cs);
+  std::vector<std::int32_t> pos(n);
+  for (auto& p : pos) p = rng.integer(0, max_pos - 1);
+  Dev<std::int32_t> dpos(pos);
+  Dev<std::uint16_t> qfull(std::vector<std::uint16_t>(std::size_t(n) * heads * width, float_to_bf16(kSentinel)));
+  kernels::mla_absorb_q(q.as<bf16>(), n, heads, nope, rope, v, kvb.as<bf16>(), latent, dpos.get(), dcs.get(),
+                        interleaved, qfull.as<bf16>(), nullptr);
+  std::vector<float> want(std::size_t(n) * heads * width);
+  for (int t = 0; t < n; ++t)
+    for (int h = 0; h < heads; ++h) {
+      const std::size_t head = std::size_t(t) * heads + h;
+      for (int c = 0; c < latent; ++c) {
+        double acc = 0;
+        for (int d = 0; d < nope; ++d) acc += double(qf[head * qk + d]) * wf[(std::size_t(h) * (nope + v) + d) * latent + c];
+        want[head * width + c] = float(acc);
+      }
+      float* dst = &want[head * width + latent];
+      std::copy_n(&qf[head * qk + nope], rope, dst);
+      rope_ref(dst, cs, pos[t], rope, interleaved);
+    }
+  check_close(interleaved ? "mla_absorb_q, R1 widths, interleaved rope" : "mla_absorb_q, R1 widths, half rope",
+              to_floats(qfull.host()), want, 1e-3f, 1.0f / 128);
+}
+
+KERNEL_TEST(mla_absorb_q_matches_w_uk_and_rope) {
+  run_absorb_q(true);
+  run_absorb_q(false);
+  check(!kernels::mla_absorb_fits(5, 512, 64, 128, 128) && !kernels::mla_absorb_fits(1, 256, 64, 128, 128) &&
+            kernels::mla_absorb_fits(1, 512, 64, 128, 128),
+        "mla_absorb_fits: up to 4 tokens, latent 512 + rope 64 only");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 // float32 (exact products, ~1e-6 relative sums). 5e-3 covers both with margin; a wrong mask, a missed block or
 // a bad split merge moves outputs by 1e-1 or more.
 #include "kernels/mla/mla.hpp"
+#include "kernels/mla/mla_absorb.hpp"
 #include "tests/kernels/kernel_test.hpp"
 #include "tests/kernels/mla_moe_util.hpp"
 
@@ -152,6 +153,30 @@ std::vector<float> reference(const Scenario& sc, const HostBatch& hb, const std:
   return out;
 }
 
+// The fused merge + W_UV (MlaUvOut) against the host reference's latent rows times W_UV in float64: R1's per-head
+// kv_b layout (nope 128, v 128), tolerance as the attention's plus the unfused path's bf16 rounding of o_lat.
+void check_uv(const char* what, const Scenario& sc, const HostBatch& hb, const std::vector<float>& olat_want,
+              const __nv_bfloat16* q, const __nv_bfloat16* cache, const AttnBatch& b, void* ws,
+              __nv_bfloat16* scratch, std::mt19937& rng) {
+  const int T = int(hb.token_seq.size()), H = sc.heads, nope = 128, v = 128, L = sc.latent;
+  const std::vector<float> w = random_bf16(rng, std::size_t(H) * (nope + v) * L, -0.1f, 0.1f);
+  DevBuf<__nv_bfloat16> d_w(to_bf16(w)), d_attn(std::size_t(T) * H * v);
+  troupe::kernels::MlaUvOut uv;
+  uv.kv_b = d_w.p, uv.nope = nope, uv.v_dim = v, uv.out = d_attn.p;
+  troupe::kernels::mla_attention_absorbed(q, H, L, sc.rope, cache, b, sc.scale, ws, scratch, nullptr, &uv);
+  cuda_ok(cudaDeviceSynchronize(), what);
+  std::vector<float> want(std::size_t(T) * H * v);
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < H; ++h)
+      for (int j = 0; j < v; ++j) {
+        double acc = 0;
+        const float* row = &w[(std::size_t(h) * (nope + v) + nope + j) * L];
+        for (int c = 0; c < L; ++c) acc += double(olat_want[(std::size_t(t) * H + h) * L + c]) * row[c];
+        want[(std::size_t(t) * H + h) * v + j] = float(acc);
+      }
+  check_close((std::string(what) + ", fused W_UV").c_str(), from_bf16(d_attn.download()), want, 5e-3f, 1e-2f);
+}
+
 void run_scenario(const char* what, const Scenario& sc, unsigned seed) {
   std::mt19937 rng(seed);
   const HostBatch hb = make_batch(sc, rng);
@@ -168,7 +193,10 @@ void run_scenario(const char* what, const Scenario& sc, unsigned seed) {
   troupe::kernels::mla_attention_absorbed(d_q.p, sc.heads, sc.latent, sc.rope, cache.p, b, sc.scale, ws.p, d_out.p,
                                           nullptr);
   cuda_ok(cudaDeviceSynchronize(), what);
-  check_close(what, from_bf16(d_out.download()), reference(sc, hb, q, mirror), 5e-3f, 1e-2f);
+  const std::vector<float> want = reference(sc, hb, q, mirror);
+  check_close(what, from_bf16(d_out.download()), want, 5e-3f, 1e-2f);
+  if (sc.latent == 512 && T <= troupe::kernels::kMlaAbsorbMaxTokens)
+    check_uv(what, sc, hb, want, d_q.p, cache.p, b, ws.p, d_out.p, rng);
 }
 
 std::vector<SeqSpec> mixed_specs() {
@@ -195,6 +223,8 @@ KERNEL_TEST(mla_fast_mixed_batches) {
   // 4 heads: 4 tokens share a CTA, and a tile spans several sequences
   run_scenario("512+64 h4 bs16 peaky", {512, 64, 4, 16, 1.0f, 0, {{10, 1}, {20, 1}, {1, 1}, {100, 1}, {50, 7}, {3, 2}}},
                7);
+  // single decodes short enough to run unsplit: the fused W_UV reads o_lat rows instead of split partials
+  run_scenario("512+64 h128 two short decodes", {512, 64, 128, 16, scale, 0, {{30, 1}, {7, 1}}}, 15);
   run_scenario("512+64 h4 bs64", {512, 64, 4, 64, scale, 0, mixed_specs()}, 8);
 }
 

@@ -4,7 +4,9 @@
 # "prefill 4096 tokens", each with " eager" or " graphs"), summed by kernel by ncu_summary.py. On the device:
 #   tools/device/on_device.sh 'tools/device/profile.sh r1 4 "prefill 4096 tokens eager"'
 # The config is cut to LAYERS layers (R1: 3 dense + the rest MoE); each range holds 2 steps (warm-up + 1).
-# LAST=N also lists the last N kernels in launch order.
+# LAST=N also lists the last N kernels in launch order. DETAIL=N adds a second ncu pass with the SpeedOfLight,
+# Occupancy, LaunchStats and WarpStateStats sections over the range's last N kernels (one line each through
+# ncu_detail.py: DRAM %, issue slots, occupancy, waves, stall reasons).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/troupe-out}; mkdir -p "$OUT"
@@ -24,5 +26,12 @@ for range in "$@"; do
   python3 tools/device/ncu_summary.py "$log" 4 | head -40
   if [[ ${LAST:-0} -gt 0 ]]; then  # LAST=26: the last 26 kernels in launch order (a decode step's last layer)
     echo "-- the last $LAST kernels"; python3 tools/device/ncu_summary.py "$log" 4 --last "$LAST"
+  fi
+  if [[ ${DETAIL:-0} -gt 0 ]]; then
+    dlog="$OUT/ncu_detail_${model}_$(echo "$range" | tr ' ' '_').csv"
+    TROUPE_SMOKE_ITERS=1 ncu --clock-control none --nvtx --nvtx-include "$range/" --section SpeedOfLight \
+      --section Occupancy --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis --csv --page raw --log-file "$dlog" \
+      troupe_cuda_check --smoke "$d" "$layers" "$layers" >/dev/null 2>&1 || true
+    echo "-- the last $DETAIL kernels in detail"; python3 tools/device/ncu_detail.py "$dlog" --last "$DETAIL"
   fi
 done

@@ -1,0 +1,28 @@
+#pragma once
+// The absorbed MLA's per-head projections at decode sizes, as GEMVs fused with their neighbours (the batched
+// cuBLASLt GEMMs they replace took ~8 us each at one token, plus a launch each for q_pe and the split merge):
+//
+//   mla_absorb_q:  qfull[t, h, 0:latent) = q[t, h, 0:nope) W_UK[h]       W_UK[h] = kv_b rows h (nope + v) + [0, nope)
+//                  qfull[t, h, latent:)  = rope(q[t, h, nope:nope+rope))  (what mla_q_pe writes)
+//   the W_UV side: mla.hpp's mla_attention_absorbed with an MlaUvOut merges the splits and applies
+//                  W_UV[h] = kv_b rows h (nope + v) + nope + [0, v) in one kernel.
+//
+// Only for the widths of the fast attention path (latent 512, rope 64) and batches of at most kMlaAbsorbMaxTokens tokens
+// (mla_absorb_fits); the backend keeps the GEMMs otherwise. TROUPE_MLA_ABSORB=0 turns both off (A/B).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace troupe::kernels {
+
+constexpr int kMlaAbsorbMaxTokens = 4;
+
+bool mla_absorb_fits(int num_tokens, int latent_dim, int rope_dim, int nope, int v_dim);
+
+// q [n, heads, nope | rope]; kv_b [heads * (nope + v), latent]; qfull [n, heads, latent | rope].
+void mla_absorb_q(const __nv_bfloat16* q, int n, int heads, int nope, int rope_dim, int v_dim,
+                  const __nv_bfloat16* kv_b, int latent_dim, const std::int32_t* positions, const float* cos_sin,
+                  bool interleaved, __nv_bfloat16* qfull, cudaStream_t s);
+
+}  // namespace troupe::kernels
