@@ -1,4 +1,5 @@
-// MLA over the paged latent cache: the cache write, the host-side dispatch and the split combine. The two
+// MLA over the paged latent cache: the cache write, the host-side dispatch and the split combine (alone, or fused
+// with W_UV for decode-sized batches: mla_absorb.hpp). The two
 // attention kernels live in mla_fast.cuh (512 + 64, tensor cores) and mla_generic.cuh (any dims, scalar).
 #include "kernels/core/dot.cuh"
 #include "kernels/core/launch.hpp"
@@ -118,11 +119,13 @@ __global__ void __launch_bounds__(kUvThreads) combine_uv_kernel(const float* par
     for (int c = tid; c < kFastLatent; c += kUvThreads) {
       float acc = 0.f, wsum = 0.f;
 #pragma unroll 8
-      for (int j = 0; j < splits; ++j) acc += wgt[j] * part_o[(std::size_t(j) * rows + row) * kFastLatent + c], wsum += wgt[j];
+      for (int j = 0; j < splits; ++j)
+        acc += wgt[j] * part_o[(std::size_t(j) * rows + row) * kFastLatent + c], wsum += wgt[j];
       o[c] = wsum > 0.f ? acc / wsum : 0.f;
     }
   } else {
-    for (int c = tid; c < kFastLatent; c += kUvThreads) o[c] = __bfloat162float(olat[std::size_t(row) * kFastLatent + c]);
+    for (int c = tid; c < kFastLatent; c += kUvThreads)
+      o[c] = __bfloat162float(olat[std::size_t(row) * kFastLatent + c]);
   }
   __syncthreads();
   for (int r0 = warp;; r0 += 8 * kUvRows) {
@@ -225,8 +228,8 @@ void mla_attention_absorbed(const __nv_bfloat16* q, int num_heads, int latent_di
   check_launch("mla_attention_absorbed (fast)");
   if (uv) {
     static_assert(kMaxSplits <= kUvThreads && kFastLatent == 64 * 8, "combine_uv: a split per thread, 64 chunks");
-    launch_pdl(combine_uv_kernel, dim3(unsigned(rows) * kUvParts), dim3(kUvThreads), 0, s, "mla_attention_absorbed (W_UV)",
-               a.part_o, a.part_lse, p.splits, int(rows), out, num_heads, *uv);
+    launch_pdl(combine_uv_kernel, dim3(unsigned(rows) * kUvParts), dim3(kUvThreads), 0, s,
+               "mla_attention_absorbed (W_UV)", a.part_o, a.part_lse, p.splits, int(rows), out, num_heads, *uv);
     return;
   }
   if (p.splits > 1) {

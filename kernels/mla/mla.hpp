@@ -33,7 +33,7 @@ void mla_cache_write(const __nv_bfloat16* rows, int stride, int latent_dim, int 
 // With uv (decode-sized batches, mla_absorb.hpp's mla_absorb_fits): the split merge also applies W_UV and writes
 // uv->out [num_tokens, num_heads, v_dim] (out is then scratch for the unsplit case).
 struct MlaUvOut {
-  const __nv_bfloat16* kv_b = nullptr;  // [num_heads * (nope + v_dim), latent_dim]: W_UV[h] = rows h (nope + v) + nope..
+  const __nv_bfloat16* kv_b = nullptr;  // [num_heads * (nope + v_dim), latent_dim]; W_UV[h]: rows h (nope + v) + nope..
   int nope = 0, v_dim = 0;
   __nv_bfloat16* out = nullptr;
 };

@@ -2,7 +2,7 @@
 // The absorbed MLA's per-head projections at decode sizes, as GEMVs fused with their neighbours (the batched
 // cuBLASLt GEMMs they replace took ~8 us each at one token, plus a launch each for q_pe and the split merge):
 //
-//   mla_absorb_q:  qfull[t, h, 0:latent) = q[t, h, 0:nope) W_UK[h]       W_UK[h] = kv_b rows h (nope + v) + [0, nope)
+//   mla_absorb_q:  qfull[t, h, 0:latent) = q[t, h, 0:nope) W_UK[h]    W_UK[h] = kv_b rows h (nope + v) + [0, nope)
 //                  qfull[t, h, latent:)  = rope(q[t, h, nope:nope+rope))  (what mla_q_pe writes)
 //   the W_UV side: mla.hpp's mla_attention_absorbed with an MlaUvOut merges the splits and applies
 //                  W_UV[h] = kv_b rows h (nope + v) + nope + [0, v) in one kernel.

@@ -1,10 +1,11 @@
-// Fused MLA glue (mla_prep.hpp): one block per token for the latent rows, one thread per (head, pair) for q_pe.
+// Fused MLA glue (mla_prep.hpp): one block per token for the latent rows, one thread per (head, pair) for q_pe;
+// and mla_absorb.hpp's W_UK GEMV with q's rope.
 // The arithmetic is that of ops.hpp's rmsnorm and rope (float32, then bf16), so results match them up to the
 // order of the RMS sum.
+#include "kernels/core/dot.cuh"
 #include "kernels/core/launch.hpp"
 #include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
-#include "kernels/core/dot.cuh"
 #include "kernels/mla/mla_absorb.hpp"
 #include "kernels/mla/mla_prep.hpp"
 
@@ -151,20 +152,21 @@ bool mla_absorb_fits(int num_tokens, int latent_dim, int rope_dim, int nope, int
     const char* v = std::getenv("TROUPE_MLA_ABSORB");
     return !(v && *v == '0');
   }();
-  return on && num_tokens >= 1 && num_tokens <= kMlaAbsorbMaxTokens && latent_dim == 512 && rope_dim == 64 && nope >= 1 &&
-         nope <= kAbsorbMaxNope && v_dim >= 1;
+  return on && num_tokens >= 1 && num_tokens <= kMlaAbsorbMaxTokens && latent_dim == 512 && rope_dim == 64 &&
+         nope >= 1 && nope <= kAbsorbMaxNope && v_dim >= 1;
 }
 
-void mla_absorb_q(const bf16* q, int n, int heads, int nope, int rope_dim, int v_dim, const bf16* kv_b, int latent_dim,
-                  const std::int32_t* positions, const float* cos_sin, bool interleaved, bf16* qfull, cudaStream_t s) {
+void mla_absorb_q(const bf16* q, int n, int heads, int nope, int rope_dim, int v_dim, const bf16* kv_b,
+                  int latent_dim, const std::int32_t* positions, const float* cos_sin, bool interleaved, bf16* qfull,
+                  cudaStream_t s) {
   if (n <= 0) return;
   if (latent_dim != 512 || nope < 1 || nope > kAbsorbMaxNope || rope_dim % 2 ||
       rope_dim / 2 > kAbsorbThreads - kAbsorbCols / 8)
     throw std::invalid_argument("mla_absorb_q: latent 512, nope 1..256 and an even rope of at most 480 only");
   if (!detail::aligned16(kv_b) || !detail::aligned16(qfull))
     throw std::invalid_argument("mla_absorb_q: kv_b and qfull must be 16-byte aligned");
-  launch_pdl(absorb_q_kernel, dim3(heads * kAbsorbColBlocks, n), dim3(kAbsorbThreads), 0, s, "mla_absorb_q", q, heads, nope, rope_dim,
-             kv_b, nope + v_dim, positions, cos_sin, interleaved, qfull);
+  launch_pdl(absorb_q_kernel, dim3(heads * kAbsorbColBlocks, n), dim3(kAbsorbThreads), 0, s, "mla_absorb_q", q,
+             heads, nope, rope_dim, kv_b, nope + v_dim, positions, cos_sin, interleaved, qfull);
 }
 
 }  // namespace troupe::kernels

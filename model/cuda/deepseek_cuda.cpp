@@ -320,10 +320,12 @@ void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels
     return prefill_attention(L, cache, b);
   }
   if (kernels::mla_absorb_fits(T, kvr_, rope_, nope_, v_)) {  // decode sizes: W_UK, W_UV as fused GEMVs
-    kernels::mla_absorb_q(q_, T, heads_, nope_, rope_, v_, L.kv_b, kvr_, b.positions, cs, interleave_, qfull_, stream_);
+    kernels::mla_absorb_q(q_, T, heads_, nope_, rope_, v_, L.kv_b, kvr_, b.positions, cs, interleave_, qfull_,
+                          stream_);
     kernels::MlaUvOut uv;
     uv.kv_b = L.kv_b, uv.nope = nope_, uv.v_dim = v_, uv.out = attn_;
-    return kernels::mla_attention_absorbed(qfull_, heads_, kvr_, rope_, cache, b, scale_, mla_ws_, olat_, stream_, &uv);
+    return kernels::mla_attention_absorbed(qfull_, heads_, kvr_, rope_, cache, b, scale_, mla_ws_, olat_, stream_,
+                                           &uv);
   }
   const long long kvb_head = (long long)(nope_ + v_) * kvr_;
   gemm_->bf16_batched(q_, heads_ * qk_, qk_, L.kv_b, kvr_, kvb_head, qfull_, heads_ * row_, row_, heads_, T, kvr_,

@@ -137,7 +137,8 @@ void run_absorb_q(bool interleaved) {
       const std::size_t head = std::size_t(t) * heads + h;
       for (int c = 0; c < latent; ++c) {
         double acc = 0;
-        for (int d = 0; d < nope; ++d) acc += double(qf[head * qk + d]) * wf[(std::size_t(h) * (nope + v) + d) * latent + c];
+        for (int d = 0; d < nope; ++d)
+          acc += double(qf[head * qk + d]) * wf[(std::size_t(h) * (nope + v) + d) * latent + c];
         want[head * width + c] = float(acc);
       }
       float* dst = &want[head * width + latent];
