@@ -9,6 +9,8 @@
 //
 // Only for the widths of the fast attention path (latent 512, rope 64) and batches of at most kMlaAbsorbMaxTokens tokens
 // (mla_absorb_fits); the backend keeps the GEMMs otherwise. TROUPE_MLA_ABSORB=0 turns both off (A/B).
+#include "kernels/mla/mla_plan.hpp"  // absorb_shape_ok
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -16,8 +18,9 @@
 
 namespace troupe::kernels {
 
-constexpr int kMlaAbsorbMaxTokens = 4;
+constexpr int kMlaAbsorbMaxTokens = mla_detail::kAbsorbMaxTokens;
 
+// mla_detail::absorb_shape_ok, unless TROUPE_MLA_ABSORB=0.
 bool mla_absorb_fits(int num_tokens, int latent_dim, int rope_dim, int nope, int v_dim);
 
 // q [n, heads, nope | rope]; kv_b [heads * (nope + v), latent]; qfull [n, heads, latent | rope].

@@ -20,6 +20,14 @@ constexpr int kMinTilesPerSplit = 2;  // a split's partial (16 x 512 floats) mus
 constexpr int kMaxLatentGeneric = 1024;
 constexpr int kMaxSplits = 64;
 
+// Whether a batch takes mla_absorb.hpp's fused W_UK / W_UV GEMVs: decode sizes (their per-head weights are read
+// once per token; past 4 tokens the batched GEMMs' tensor cores win) at the fast path's widths, q_nope up to 256.
+constexpr int kAbsorbMaxTokens = 4, kAbsorbMaxNope = 256;
+inline bool absorb_shape_ok(int num_tokens, int latent_dim, int rope_dim, int nope, int v_dim) {
+  return num_tokens >= 1 && num_tokens <= kAbsorbMaxTokens && latent_dim == kFastLatent && rope_dim == kFastRope &&
+         nope >= 1 && nope <= kAbsorbMaxNope && v_dim >= 1;
+}
+
 struct MlaPlan {
   int heads_per_block = 1, tokens_per_tile = 1, head_blocks = 1, token_tiles = 1;
   int splits = 1, split_len = 0;

@@ -35,6 +35,16 @@ BOOST_AUTO_TEST_CASE(mla_splits_fill_the_gpu_for_one_long_sequence) {
   BOOST_TEST(wide.splits == 1);  // a batch that fills the GPU many times over is not split
 }
 
+BOOST_AUTO_TEST_CASE(mla_absorb_only_at_decode_sizes_and_fast_widths) {
+  BOOST_TEST(mla_detail::absorb_shape_ok(1, 512, 64, 128, 128));   // R1 / V3 / V2-Lite, one token
+  BOOST_TEST(mla_detail::absorb_shape_ok(4, 512, 64, 128, 128));
+  BOOST_TEST(!mla_detail::absorb_shape_ok(5, 512, 64, 128, 128));  // the batched GEMMs from 5 tokens
+  BOOST_TEST(!mla_detail::absorb_shape_ok(0, 512, 64, 128, 128));
+  BOOST_TEST(!mla_detail::absorb_shape_ok(1, 256, 64, 128, 128));  // the tiny checkpoints' widths
+  BOOST_TEST(!mla_detail::absorb_shape_ok(1, 512, 32, 128, 128));
+  BOOST_TEST(!mla_detail::absorb_shape_ok(1, 512, 64, 512, 128));  // q_nope past the kernel's 256
+}
+
 BOOST_AUTO_TEST_CASE(moe_tile_grid_covers_any_routing) {
   std::mt19937 rng(7);
   for (int E : {8, 12, 64, 256})

@@ -61,7 +61,8 @@ __global__ void q_pe_kernel(const bf16* q, int heads, int nope, int rope_dim, co
 //   W_UK[h] (nope x 512 bf16)   row d: | cb 0: cg 0 .. 15 | cb 1 | cb 2 | cb 3 |   (cg: 16 bytes each)
 //   acc[g][8 cg + j] = sum over d = g (mod 16) of q[d] * W_UK[h][d][128 cb + 8 cg + j]
 constexpr int kAbsorbThreads = 256, kAbsorbColBlocks = 4, kAbsorbCols = 512 / kAbsorbColBlocks;
-constexpr int kAbsorbGroups = kAbsorbThreads / (kAbsorbCols / 8), kAbsorbMaxNope = 256;
+using mla_detail::kAbsorbMaxNope;
+constexpr int kAbsorbGroups = kAbsorbThreads / (kAbsorbCols / 8);
 constexpr int kAbsorbRows = kAbsorbMaxNope / kAbsorbGroups;  // rows per thread, all in flight at once
 __global__ void __launch_bounds__(kAbsorbThreads) absorb_q_kernel(const bf16* q, int heads, int nope, int rope_dim,
                                                                   const bf16* kv_b, int head_rows,
@@ -152,8 +153,7 @@ bool mla_absorb_fits(int num_tokens, int latent_dim, int rope_dim, int nope, int
     const char* v = std::getenv("TROUPE_MLA_ABSORB");
     return !(v && *v == '0');
   }();
-  return on && num_tokens >= 1 && num_tokens <= kMlaAbsorbMaxTokens && latent_dim == 512 && rope_dim == 64 &&
-         nope >= 1 && nope <= kAbsorbMaxNope && v_dim >= 1;
+  return on && mla_detail::absorb_shape_ok(num_tokens, latent_dim, rope_dim, nope, v_dim);
 }
 
 void mla_absorb_q(const bf16* q, int n, int heads, int nope, int rope_dim, int v_dim, const bf16* kv_b,

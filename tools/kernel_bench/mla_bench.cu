@@ -1,11 +1,13 @@
 // MLA decode (absorbed form, 512 + 64, block size 64) against the HBM roofline: the bytes that must move are
-// each sequence's cached rows once (576 bf16 per position, whatever the head count) plus q and out.
+// each sequence's cached rows once (576 bf16 per position, whatever the head count) plus q and out; at decode
+// sizes also the fused W_UV after it and the fused W_UK + rope before it (mla_absorb.hpp), plus their weights.
 // MLA prefill (V3 dims) against the bf16 tensor peak: the non-absorbed path (gather + kv_b expansion GEMM +
 // mla_prefill_attention, and the attention kernel alone) next to the absorbed kernel on the same chunks.
 // FLOPs: 2 x (qk + v) per head per unmasked (query, key) pair (+ the expansion GEMM for the whole path);
 // the absorbed row counts its own 2 x (576 + 512) per pair.
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/mla/mla.hpp"
+#include "kernels/mla/mla_absorb.hpp"
 #include "kernels/mla/mla_prefill.hpp"
 #include "kernels/mla/mla_prefill_plan.hpp"
 #include "tools/kernel_bench/kernel_bench.hpp"
@@ -33,7 +35,7 @@ void upload(const Buffer& b, const std::vector<T>& v) {
 // `batch` decode tokens, each its own sequence of `len` cached positions; blocks handed out in a strided order
 // so neighbouring blocks of one sequence are not neighbours in memory.
 void decode_case(Bench& bench, int heads, int batch, int len) {
-  constexpr int kLat = 512, kRope = 64, kBs = 64;
+  constexpr int kLat = 512, kRope = 64, kBs = 64, kNope = 128, kV = 128;
   const int blocks_per_seq = (len + kBs - 1) / kBs, num_blocks = blocks_per_seq * batch;
   std::vector<std::int32_t> tables(std::size_t(batch) * blocks_per_seq), token_seq(batch), positions(batch),
       slots(batch), seq_lens(batch, len);
@@ -64,6 +66,28 @@ void decode_case(Bench& bench, int heads, int batch, int len) {
     troupe::kernels::mla_attention_absorbed(q.as<__nv_bfloat16>(), heads, kLat, kRope, cache.as<__nv_bfloat16>(), b,
                                             0.0722f, ws.as<void>(), out.as<__nv_bfloat16>(), s);
   });
+  if (!troupe::kernels::mla_absorb_fits(batch, kLat, kRope, kNope, kV)) return;
+  // Decode sizes: the fused per-head projections (mla_absorb.hpp) on R1's kv_b layout; bytes add W_UK or W_UV.
+  Buffer kv_b(std::size_t(heads) * (kNope + kV) * kLat * 2), attn(std::size_t(batch) * heads * kV * 2),
+      q_in(std::size_t(batch) * heads * (kNope + kRope) * 2), cos_sin(std::size_t(len) * kRope * 4);
+  fill_bf16(kv_b.as<void>(), std::size_t(heads) * (kNope + kV) * kLat, -0.1f, 0.1f, 3);
+  fill_bf16(q_in.as<void>(), std::size_t(batch) * heads * (kNope + kRope), -1.f, 1.f, 4);
+  fill_f32(cos_sin.as<float>(), std::size_t(len) * kRope, -1.f, 1.f, 5);
+  const double w_bytes = double(heads) * kV * kLat * 2;  // W_UK and W_UV are the same size
+  troupe::kernels::MlaUvOut uv;
+  uv.kv_b = kv_b.as<__nv_bfloat16>(), uv.nope = kNope, uv.v_dim = kV, uv.out = attn.as<__nv_bfloat16>();
+  bench.time("mla_attention_absorbed + W_UV", shape, bytes + w_bytes, flops + 2.0 * batch * heads * kV * kLat,
+             Peak::memory, [&](cudaStream_t s) {
+               troupe::kernels::mla_attention_absorbed(q.as<__nv_bfloat16>(), heads, kLat, kRope,
+                                                       cache.as<__nv_bfloat16>(), b, 0.0722f, ws.as<void>(),
+                                                       out.as<__nv_bfloat16>(), s, &uv);
+             });
+  bench.time("mla_absorb_q (W_UK + rope)", shape, w_bytes + double(batch) * heads * (kNope + kLat + 2 * kRope) * 2,
+             2.0 * batch * heads * kNope * kLat, Peak::memory, [&](cudaStream_t s) {
+               troupe::kernels::mla_absorb_q(q_in.as<__nv_bfloat16>(), batch, heads, kNope, kRope, kV,
+                                             kv_b.as<__nv_bfloat16>(), kLat, d_pos.as<std::int32_t>(),
+                                             cos_sin.as<float>(), true, q.as<__nv_bfloat16>(), s);
+             });
 }
 
 }  // namespace
