@@ -160,10 +160,35 @@ int gemv_max_tokens() {
 
 constexpr int kGemvMaxSmem = 200 * 1024;  // the down GEMV's h rows (H200: 227 KiB per block at most)
 
+// TROUPE_MOE_DOWN_FLAT=0 keeps the FP8 down GEMV on gemv_down_kernel (A/B).
+bool down_flat() {
+  static const bool on = !env_flag("TROUPE_MOE_DOWN_FLAT", "0");
+  return on;
+}
+
+// gemv_down_flat_kernel (FP8 rows of up to 8 chunks per lane, h and the partials in shared memory); false: the
+// shape is not for it.
+bool run_down_flat(const GemvArgs& a, int n, cudaStream_t s) {
+  const int per_lane = (a.inter / 16 + 31) / 32;
+  const int blocks = std::min(sm_count(), a.hidden), rows = (a.hidden + blocks - 1) / blocks;
+  const std::size_t smem = (std::size_t(a.top_k) * a.inter * 2 + 15) / 16 * 16 + std::size_t(rows) * a.top_k * 4;
+  if (!down_flat() || per_lane > 8 || smem > kGemvMaxSmem) return false;
+  const int v = per_lane <= 1 ? 0 : per_lane <= 2 ? 1 : per_lane <= 4 ? 2 : 3;
+  auto* kernel = v == 0   ? gemv_down_flat_kernel<1>
+                 : v == 1 ? gemv_down_flat_kernel<2>
+                 : v == 2 ? gemv_down_flat_kernel<4>
+                          : gemv_down_flat_kernel<8>;
+  static std::atomic<std::uint64_t> done[4] = {};  // one opt-in per kernel
+  opt_in_smem(kernel, kGemvMaxSmem, done[v]);
+  launch_pdl(kernel, dim3(blocks, n), dim3(kFlatThreads), smem, s, "moe down GEMV", a);
+  return true;
+}
+
 template <bool FP8>
 void run_gemv(const GemvArgs& a, int n, cudaStream_t s) {
   launch_pdl(gemv_gate_up_kernel<FP8>, dim3((a.inter + kGemvWarps - 1) / kGemvWarps, n * a.top_k),
              dim3(kGemvWarps * 32), 0, s, "moe gate/up GEMV", a);
+  if (FP8 && run_down_flat(a, n, s)) return;
   const std::size_t smem = std::size_t(a.top_k) * a.inter * 2;
   static std::atomic<std::uint64_t> done{0};
   opt_in_smem(gemv_down_kernel<FP8>, kGemvMaxSmem, done);  // the cap, once: smem varies with the model

@@ -161,4 +161,106 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
   if (lane == 0) a.out[std::size_t(t) * a.hidden + j] += acc;
 }
 
+// The FP8 down GEMV over one block of 512 threads per SM (gemv_down_kernel's 896 blocks of 8 warps run 1.7 waves
+// on the H200, each block staging h before its first weight load: 52 us for R1's 132 MB, where a plain streaming
+// read of 132 MB takes 39, troupe_kernel_bench hbm_stream). Block b owns the output rows [b H / B, (b + 1) H / B)
+// of token blockIdx.y (even to ~2%: ~490 items per SM on R1), its warps walk the (row, expert) items of them:
+//
+//   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., kFlatItems per round, the next
+//   part[i] = h[entry] . W2[e][row] (whole warp)      round's weights loaded before this round's dots
+//   out[row] += sum over entries, in entry order, of weight(entry) * part[row, entry]   (deterministic)
+//
+// The dots run in f16x2 (dot.cuh's dot_fp8x16_f16: ~25 instructions per 16-byte chunk instead of ~60) against h
+// staged once per block as f16 x 2^-8, after the first round's weights are on their way. Lane l reads chunks
+// l, l + 32, ... (CPL of them, the last predicated) of an item's row.
+constexpr int kFlatThreads = 512, kFlatItems = 2;
+template <int CPL>
+__global__ void __launch_bounds__(kFlatThreads, 1) gemv_down_flat_kernel(GemvArgs a) {
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  constexpr int G = kFlatItems;
+  auto* h16 = reinterpret_cast<uint4*>(gemv_smem);  // 8 f16 per uint4
+  float* part = reinterpret_cast<float*>(gemv_smem + (std::size_t(a.top_k) * a.inter * 2 + 15) / 16 * 16);
+  const int t = blockIdx.y, B = gridDim.x;
+  const int r0 = int(std::int64_t(blockIdx.x) * a.hidden / B), r1 = int(std::int64_t(blockIdx.x + 1) * a.hidden / B);
+  const int items = (r1 - r0) * a.top_k, W = blockDim.x / 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = a.inter / 16;
+  const int ib = (a.inter + 127) / 128, hb = (a.hidden + 127) / 128;
+  const auto* w2 = static_cast<const unsigned char*>(a.w2);
+  const std::int32_t* ids = a.topk_ids + t * a.top_k;
+  struct Item {
+    const unsigned char* row;  // null: past the end, or a skipped expert id
+    const float* scale;
+    int entry;
+  };
+  auto item = [&](int i) {
+    Item it{nullptr, nullptr, 0};
+    if (i >= items) return it;
+    const int j = r0 + i / a.top_k, e = ids[i % a.top_k];
+    it.entry = i % a.top_k;
+    if (e < 0 || e >= a.num_experts) return it;
+    it.row = w2 + (std::size_t(e) * a.hidden + j) * a.inter;
+    it.scale = a.w2_scale + (std::size_t(e) * hb + j / 128) * ib;
+    return it;
+  };
+  auto load = [&](const Item (&it)[G], uint4 (&v)[G][CPL]) {
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+#pragma unroll
+      for (int u = 0; u < CPL; ++u) {
+        const int c = lane + 32 * u;
+        v[g][u] = it[g].row && c < chunks ? detail::ld_stream16(it[g].row + std::size_t(c) * 16)
+                                          : make_uint4(0, 0, 0, 0);
+      }
+  };
+  // The ids were complete before the gate/up GEMV's own wait returned (pdl.cuh): the first round's rows stream in
+  // while that kernel ends.
+  Item cur[G];
+  uint4 v[G][CPL];
+#pragma unroll
+  for (int g = 0; g < G; ++g) cur[g] = item(warp + W * g);
+  load(cur, v);
+  detail::pdl_wait();  // h comes from the gate/up GEMV
+  detail::pdl_trigger();
+  const uint4* src = reinterpret_cast<const uint4*>(a.h + std::size_t(t) * a.top_k * a.inter);
+  for (int i = threadIdx.x; i < a.top_k * a.inter / 8; i += blockDim.x) h16[i] = detail::f16_scaled8(src[i]);
+  __syncthreads();
+  for (int i0 = warp; i0 < items; i0 += W * G) {
+    Item nxt[G];
+    uint4 nv[G][CPL];
+#pragma unroll
+    for (int g = 0; g < G; ++g) nxt[g] = item(i0 + W * (G + g));
+    load(nxt, nv);
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float d = 0.f;
+      if (cur[g].row) {
+        const uint4* hrow = h16 + std::size_t(cur[g].entry) * a.inter / 8;
+#pragma unroll
+        for (int u = 0; u < CPL; ++u) {
+          const int c = lane + 32 * u;
+          if (c >= chunks) break;
+          d = fmaf(__ldg(cur[g].scale + c / 8), detail::dot_fp8x16_f16(v[g][u], hrow[2 * c], hrow[2 * c + 1]), d);
+        }
+      }
+      d = warp_sum(d);
+      if (lane == 0 && i0 + W * g < items) part[i0 + W * g] = d * (1.f / detail::kF16XScale);
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      cur[g] = nxt[g];
+#pragma unroll
+      for (int u = 0; u < CPL; ++u) v[g][u] = nv[g][u];
+    }
+  }
+  __syncthreads();
+  for (int r = threadIdx.x; r < r1 - r0; r += blockDim.x) {
+    float acc = 0.f;
+    for (int k = 0; k < a.top_k; ++k) {
+      const int e = ids[k];
+      if (e >= 0 && e < a.num_experts) acc += a.topk_weights[t * a.top_k + k] * part[r * a.top_k + k];
+    }
+    a.out[std::size_t(t) * a.hidden + r0 + r] += acc;
+  }
+}
+
 }  // namespace troupe::kernels::moe_detail
