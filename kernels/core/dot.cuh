@@ -1,7 +1,7 @@
 #pragma once
-// Dot products of one 16-byte weight chunk with bf16 activations, in float32: the inner step of the GEMV
-// kernels (kernels/gemm/gemv.cu, kernels/moe/moe_gemv.cuh), where m = 1 and a tensor-core tile would be 15/16
-// zeros. Device code only.
+// Dot products of one 16-byte weight chunk with bf16 activations, in float32 (or, dot_fp8x16_f16, FP8 weights
+// against pre-scaled f16 activations in f16x2): the inner step of the GEMV kernels (kernels/gemm/gemv.cu,
+// kernels/moe/moe_gemv.cuh), where m = 1 and a tensor-core tile would be 15/16 zeros. Device code only.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>

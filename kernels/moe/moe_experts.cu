@@ -158,7 +158,8 @@ int gemv_max_tokens() {
   return v;
 }
 
-constexpr int kGemvMaxSmem = 200 * 1024;  // the down GEMV's h rows (H200: 227 KiB per block at most)
+// The down GEMV's h rows (+ the flat kernel's partials; H200: 227 KiB per block at most).
+constexpr int kGemvMaxSmem = 200 * 1024;
 
 // TROUPE_MOE_DOWN_FLAT=0 keeps the FP8 down GEMV on gemv_down_kernel (A/B).
 bool down_flat() {

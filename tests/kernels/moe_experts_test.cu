@@ -246,7 +246,7 @@ KERNEL_TEST(moe_experts_real_widths) {
   // FP8 checkpoint shape (inter 64: half a scale block)
   run_experts("R1 full widths fp8 n=1, 9 experts (gemv)", {9, 9, 7168, 2048, true}, 1, pick(1, 9, 9, -1, 65), 65);
   run_experts("tiny fp8 n=1 (gemv)", {12, 3, 256, 64, true}, 1, pick(1, 3, 12, -1, 66), 66);
-  // V2-Lite's bf16 rows of 1408: 176 chunks of 16 bytes, 6 per lane (the down GEMV's last 2 predicated off)
+  // V2-Lite's bf16 rows of 1408: 176 chunks of 16 bytes, not a multiple of a warp's 32 lanes
   run_experts("V2-Lite widths bf16 n=1, 8 experts (gemv)", {16, 8, 2048, 1408, false}, 1, pick(1, 8, 16, -1, 67),
               67);
   // V2-Lite's inter 1408 = 11 FP8 blocks, hidden 2048
