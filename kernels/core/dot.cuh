@@ -10,12 +10,22 @@
 
 namespace troupe::kernels::detail {
 
-// A weight chunk read once: kept out of L1 so that the activations (read by every warp of the SM) stay there.
+// A weight chunk read once: kept out of L1 so that the activations (read by every warp of the SM) stay there,
+// and first in line for eviction from L2, so that the weights l2_prefetch (l2_prefetch.hpp) brought in for the
+// next kernels outlive the hundreds of MB an expert GEMV streams past them.
 __device__ __forceinline__ uint4 ld_stream16(const void* p) {
   uint4 v;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  std::uint64_t policy;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+  asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p), "l"(policy));
+#else
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
       : "l"(p));
+#endif
   return v;
 }
 

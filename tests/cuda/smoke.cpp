@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <string>
 #include <vector>
 
 using namespace troupe;
@@ -53,6 +54,12 @@ struct Row {
 constexpr Row kRows[] = {{"decode batch 1", 1, 1024},       {"decode batch 64", 64, 1024},
                          {"decode batch 256", 256, 1024},   {"decode b1 ctx 300", 1, 300},
                          {"decode b64 ctx 300", 64, 300},   {"prefill 4096 tokens", 4096, 0}};
+
+// TROUPE_SMOKE_ROWS=text: only the rows whose name contains it (A/B runs of one row, more iterations).
+bool selected(const Row& r) {
+  const char* env = std::getenv("TROUPE_SMOKE_ROWS");
+  return !env || !*env || std::string(r.what).find(env) != std::string::npos;
+}
 
 // Mean ms of `iters` forwards of `chunks` after one warm-up; checks the first logits row is finite.
 double time_step(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& chunks, bool& finite) {
@@ -91,6 +98,10 @@ Timing measure(const std::string& dir, bool eager) {
   std::vector<std::uint32_t> big;
   for (std::uint32_t b = 0; b < 256; ++b) big.push_back(256 * 64 + b);
   for (const Row& r : kRows) {
+    if (!selected(r)) {
+      t.ms.insert(t.ms.end(), 2, std::nan(""));
+      continue;
+    }
     std::vector<cuda::StepChunk> chunks;
     if (r.context == 0) chunks = {{tokens, 0, big, true}};
     for (int s = 0; r.context && s < r.batch; ++s)
@@ -121,6 +132,7 @@ int run_smoke(const std::string& dir, int l1, int l2, bool eager) {
               (long long)a.graph_steps, (long long)b.graph_steps);
   std::printf("     %-20s %-28s %-28s per extra layer: eager  graphs\n", "", "eager/graphs ms", "eager/graphs ms");
   for (std::size_t i = 0; i < std::size(kRows); ++i) {
+    if (!selected(kRows[i])) continue;
     const double ae = a.ms[2 * i], ag = a.ms[2 * i + 1], be = b.ms[2 * i], bg = b.ms[2 * i + 1];
     std::printf("     %-20s %2d layers %7.3f / %7.3f, %2d layers %7.3f / %7.3f  -> %7.3f  %7.3f ms\n", kRows[i].what, l1,
                 ae, ag, l2, be, bg, (be - ae) / (l2 - l1), (bg - ag) / (l2 - l1));

@@ -6,7 +6,8 @@
 # The config is cut to LAYERS layers (R1: 3 dense + the rest MoE); each range holds 2 steps (warm-up + 1).
 # LAST=N also lists the last N kernels in launch order. DETAIL=N adds a second ncu pass with the SpeedOfLight,
 # Occupancy, LaunchStats and WarpStateStats sections over the range's last N kernels (one line each through
-# ncu_detail.py: DRAM %, issue slots, occupancy, waves, stall reasons).
+# ncu_detail.py: DRAM %, issue slots, occupancy, waves, stall reasons). NCU_CACHE=none keeps L2 as the kernels
+# before left it (ncu flushes it before each kernel by default): what a prefetch into L2 does to the next kernel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/troupe-out}; mkdir -p "$OUT"
@@ -20,7 +21,8 @@ esac
 for range in "$@"; do
   log="$OUT/ncu_${model}_$(echo "$range" | tr ' ' '_').csv"
   # --smoke runs the cut model twice (L1 = L2 = layers): 2 models x 2 steps per range.
-  TROUPE_SMOKE_ITERS=1 ncu --clock-control none --nvtx --nvtx-include "$range/" --metrics gpu__time_duration.sum \
+  TROUPE_SMOKE_ITERS=1 ncu --clock-control none --cache-control "${NCU_CACHE:-all}" --nvtx --nvtx-include "$range/" \
+    --metrics gpu__time_duration.sum \
     --csv --page raw --log-file "$log" troupe_cuda_check --smoke "$d" "$layers" "$layers" >/dev/null 2>&1 || true
   echo "== $model, $layers layers: $range"
   python3 tools/device/ncu_summary.py "$log" 4 | head -40
