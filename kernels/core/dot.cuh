@@ -10,22 +10,43 @@
 
 namespace troupe::kernels::detail {
 
-// A weight chunk read once: kept out of L1 so that the activations (read by every warp of the SM) stay there,
-// and first in line for eviction from L2, so that the weights l2_prefetch (l2_prefetch.hpp) brought in for the
-// next kernels outlive the hundreds of MB an expert GEMV streams past them.
-__device__ __forceinline__ uint4 ld_stream16(const void* p) {
+// L2 eviction policies for weight loads (the .L2::cache_hint operand).
+__device__ __forceinline__ std::uint64_t l2_policy(bool evict_first) {
+  std::uint64_t p = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if (evict_first)
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
+  else
+    asm("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(p));
+#endif
+  return p;
+}
+
+// A weight chunk read once: kept out of L1 so that the activations (read by every warp of the SM) stay there, and
+// with an L2 eviction policy (l2_policy; evict-first by default), so that what is read again soon stays in L2 while
+// the weights stream past. Measured on R1 at batch 1 (docs/BENCHMARKS.md, session 8): the MoE layer 0.230-0.235 ms
+// with plain loads, 0.208-0.214 with evict-first; the gain is the small-m kernel's (its split-K partials, summed by
+// the last block of a row tile), the GEMVs, W_UK / W_UV and the MoE down GEMV are indifferent to it.
+__device__ __forceinline__ uint4 ld_stream16(const void* p, std::uint64_t policy) {
   uint4 v;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  std::uint64_t policy;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
   asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
       : "l"(p), "l"(policy));
 #else
+  v = __ldg(static_cast<const uint4*>(p));
+#endif
+  return v;
+}
+__device__ __forceinline__ uint4 ld_stream16(const void* p) { return ld_stream16(p, l2_policy(true)); }
+
+// The same without an L2 policy: the MoE gate/up GEMV's weights, where evict-first measured slower (~20 us on R1's
+// 264 MB at batch 1) and this ~3 us faster than __ldg (BENCHMARKS.md, session 8).
+__device__ __forceinline__ uint4 ld_nc16(const void* p) {
+  uint4 v;
   asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
       : "l"(p));
-#endif
   return v;
 }
 

@@ -12,6 +12,7 @@
 #include "kernels/gemm/gemv.hpp"
 
 #include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace troupe::kernels::gemv {
@@ -24,6 +25,7 @@ struct Args {
   void* c;
   bool out_f32, accumulate;
   int m, n, k, splits;
+  bool evict_first = true;  // the weights' L2 policy (dot.cuh); TROUPE_GEMV_EVICT_FIRST=0: evict-normal (A/B)
 };
 
 template <bool kFp8, int M>
@@ -53,6 +55,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(Args a) {
   const std::size_t row_bytes = std::size_t(a.k) * (kFp8 ? 1 : 2);
   const float* scale = kFp8 ? a.w_scale + std::size_t(row0 / 128) * (a.k / 128) : nullptr;
   float acc[R][M] = {};
+  const std::uint64_t policy = detail::l2_policy(a.evict_first);
   const bool live = row0 < a.n;
   const std::uint8_t* rows[R];
 #pragma unroll
@@ -73,7 +76,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(Args a) {
     for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int r = 0; r < R; ++r)
-        wv[u][r] = c0 + 32 * u < end ? detail::ld_stream16(rows[r] + std::size_t(c0 + 32 * u) * 16)
+        wv[u][r] = c0 + 32 * u < end ? detail::ld_stream16(rows[r] + std::size_t(c0 + 32 * u) * 16, policy)
                                      : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -120,8 +123,13 @@ void launch_m(const Args& a, const Plan& p, cudaStream_t s) {
 }
 
 template <bool kFp8>
-void launch(const Args& a, const Plan& p, cudaStream_t s) {
+void launch(Args a, const Plan& p, cudaStream_t s) {
   if (!p.ok) throw std::logic_error("GEMV called without a valid plan");
+  static const bool evict_first = [] {
+    const char* v = std::getenv("TROUPE_GEMV_EVICT_FIRST");
+    return !(v && *v == '0');
+  }();
+  a.evict_first = evict_first;
   if (!detail::aligned16(a.x) || !detail::aligned16(a.w))
     throw std::invalid_argument("GEMV: X and W must be 16-byte aligned");
   if (p.rows == 1)

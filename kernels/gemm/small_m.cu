@@ -46,6 +46,7 @@ struct Args {
   int m, n, k, kb_per, splits;
   float* partials;
   unsigned* counters;
+  bool evict_first;  // the weights' L2 policy (dot.cuh); TROUPE_SMALL_M_EVICT_FIRST=0: evict-normal (A/B)
 };
 
 using detail::ld_stream16;  // weights: read once, kept out of L1
@@ -166,12 +167,13 @@ __global__ void __launch_bounds__(kThreads, kBatch == kBatchNarrow ? 7 : 1) smal
   const std::uint8_t* w0 = g.w + std::size_t(min(row0 + gr, g.n - 1)) * row_bytes + k_off;
   const std::uint8_t* w1 = g.w + std::size_t(min(row0 + gr + 8, g.n - 1)) * row_bytes + k_off;
   uint4 ra[kBatch], rb[kBatch];
+  const std::uint64_t policy = detail::l2_policy(g.evict_first);
   auto load = [&](int base) {
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) {
       const bool in = base + i < steps;
-      ra[i] = in ? ld_stream16(w0 + step_offset(base + i, q)) : make_uint4(0, 0, 0, 0);
-      rb[i] = in ? ld_stream16(w1 + step_offset(base + i, q)) : make_uint4(0, 0, 0, 0);
+      ra[i] = in ? ld_stream16(w0 + step_offset(base + i, q), policy) : make_uint4(0, 0, 0, 0);
+      rb[i] = in ? ld_stream16(w1 + step_offset(base + i, q), policy) : make_uint4(0, 0, 0, 0);
     }
   };
   if (active) load(0);  // the first weights are on their way while the previous kernel ends, the tokens land
@@ -256,6 +258,11 @@ Args args(const void* a, const void* w, void* c, int m, int n, int k, const Plan
   g.m = m, g.n = n, g.k = k, g.kb_per = p.kb_per, g.splits = p.splits;
   g.partials = ws.partials;
   g.counters = ws.counters;
+  static const bool evict_first = [] {
+    const char* v = std::getenv("TROUPE_SMALL_M_EVICT_FIRST");
+    return !(v && *v == '0');
+  }();
+  g.evict_first = evict_first;
   return g;
 }
 

@@ -65,7 +65,9 @@ __device__ __forceinline__ float2 row_dot2(const void* row_a, const void* row_b,
   float2 acc{0.f, 0.f};
 #pragma unroll 8
   for (int c = lane; c < chunks; c += 32) {
-    const uint4 va = __ldg(wa + c), vb = __ldg(wb + c);
+    // FP8: ld_nc16, measured (dot.cuh); bf16 rows keep __ldg (not measured against it)
+    const uint4 va = FP8 ? detail::ld_nc16(wa + c) : __ldg(wa + c);
+    const uint4 vb = FP8 ? detail::ld_nc16(wb + c) : __ldg(wb + c);
     const float da = chunk_dot<FP8>(va, xs + c * kPer), db = chunk_dot<FP8>(vb, xs + c * kPer);
     if constexpr (FP8) {
       acc.x = fmaf(scale_a[c * kPer / 128], da, acc.x), acc.y = fmaf(scale_b[c * kPer / 128], db, acc.y);
@@ -163,23 +165,23 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
   if (lane == 0) a.out[std::size_t(t) * a.hidden + j] += acc;
 }
 
-// The FP8 down GEMV over one block of 512 threads per SM (gemv_down_kernel's 896 blocks of 8 warps run 1.7 waves
-// on the H200, each block staging h before its first weight load: 52 us for R1's 132 MB, where a plain streaming
-// read of 132 MB takes 39, troupe_kernel_bench hbm_stream). Block b owns the output rows [b H / B, (b + 1) H / B)
+// The FP8 down GEMV over one block per SM: 512 threads with G = 2 items per warp and round, or 1024 with G = 1 for
+// rows of 4 chunks per lane (R1; run_down_flat says why). gemv_down_kernel's 896 blocks of 8 warps run 1.7 waves on
+// the H200, each block staging h before its first weight load: 52 us for R1's 132 MB, where a plain streaming read
+// of 132 MB takes 39 (troupe_kernel_bench hbm_stream). Block b owns the output rows [b H / B, (b + 1) H / B)
 // of token blockIdx.y (even to ~2%: ~490 items per SM on R1), its warps walk the (row, expert) items of them:
 //
-//   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., kFlatItems per round, the next
+//   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., G per round, the next
 //   part[i] = h[entry] . W2[e][row] (whole warp)      round's weights loaded before this round's dots
 //   out[row] += sum over entries, in entry order, of weight(entry) * part[row, entry]   (deterministic)
 //
 // The dots run in f16x2 (dot.cuh's dot_fp8x16_f16: ~25 instructions per 16-byte chunk instead of ~60) against h
 // staged once per block as f16 x 2^-8, after the first round's weights are on their way. Lane l reads chunks
 // l, l + 32, ... (CPL of them, the last predicated) of an item's row.
-constexpr int kFlatThreads = 512, kFlatItems = 2;
-template <int CPL>
-__global__ void __launch_bounds__(kFlatThreads, 1) gemv_down_flat_kernel(GemvArgs a) {
+constexpr int kFlatThreads = 512, kFlatItems = 2, kFlatWideThreads = 1024;  // wide: moe_experts.cu's run_down_flat
+template <int CPL, int THREADS = kFlatThreads, int G = kFlatItems>
+__global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char gemv_smem[];
-  constexpr int G = kFlatItems;
   auto* h16 = reinterpret_cast<uint4*>(gemv_smem);  // 8 f16 per uint4
   float* part = reinterpret_cast<float*>(gemv_smem + (std::size_t(a.top_k) * a.inter * 2 + 15) / 16 * 16);
   const int t = blockIdx.y, B = gridDim.x;

@@ -29,7 +29,6 @@ CudaModel::CudaModel(const CudaModelOptions& opt, ModelConfig cfg) : opt_(opt), 
   sms_ = prop.multiProcessorCount;
   gemv_tokens_ = gemv_tokens();
   TROUPE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  prefetch_.init();
   gemm_ = std::make_unique<kernels::Gemm>();
   max_tokens_ = int(opt_.max_num_batched_tokens);
   max_seqs_ = int(std::min(opt_.max_num_seqs, opt_.max_num_batched_tokens));
@@ -140,9 +139,7 @@ kernels::AttnBatch CudaModel::attn_batch(const StepLayout& L, int max_seq_len) c
 void CudaModel::run_body(const kernels::AttnBatch& b, const std::int32_t* tokens) {
   const int H = int(cfg_.hidden_size), T = b.num_tokens;
   kernels::embedding(embed_, tokens, T, H, residual_, stream_);
-  prefetch_.begin_step(T);
   const bf16* addend = run_layers(b, tokens);
-  prefetch_.join(stream_);
   kernels::add_rmsnorm(residual_, addend, final_norm_, float(cfg_.rms_norm_eps), T, H, normed_, stream_);
 }
 

@@ -11,7 +11,6 @@
 #include "kernels/gemm/gemv.hpp"
 #include "model/config/model_config.hpp"
 #include "model/cuda/cuda_util.hpp"
-#include "model/cuda/l2_prefetcher.hpp"
 #include "model/cuda/step_batch.hpp"
 #include "model/cuda/weight_loader.hpp"
 
@@ -131,7 +130,6 @@ class CudaModel {
   int gemv_tokens_ = 0;  // projections of at most this many tokens run as GEMVs
   int max_fp8_n_ = 0;                              // widest FP8 GEMM output (the staging reservation)
   float* residual_ = nullptr;                      // [max_tokens, hidden] float32
-  L2Prefetcher prefetch_;  // the derived model adds its weights in read order and calls ahead() before kernels
 
  private:
   kernels::AttnBatch attn_batch(const StepLayout& L, int max_seq_len) const;

@@ -69,7 +69,6 @@ DeepseekCudaModel::DeepseekCudaModel(const CudaModelOptions& opt, const ModelCon
     load(w);
     w.done();
   }
-  plan_lookahead();
   const cpu::Rope r = cpu::make_rope(cfg_);
   interleave_ = r.interleave;
   scale_ = float(cpu::softmax_scale(cfg_));
@@ -124,33 +123,6 @@ int DeepseekCudaModel::shared_as_experts(WeightLoader& w) const {
     return e8 && !w.is_fp8(p + "shared_experts.gate_proj.weight") ? 0 : S;
   }
   return 0;
-}
-
-// The decode step's weights in the order its kernels read them. The routed experts are not items (the batch picks
-// them), nor the FP8 scales (a few hundred KB, read with their rows).
-void DeepseekCudaModel::plan_lookahead() {
-  auto add = [&](const Linear& x) {
-    if (!x.n) return prefetch_.size();
-    const bool f8 = x.is_fp8();
-    return prefetch_.add(f8 ? static_cast<const void*>(x.w8) : x.w, std::size_t(x.n) * x.k * (f8 ? 1 : 2));
-  };
-  const std::size_t H = cfg_.hidden_size, E = cfg_.n_routed_experts;
-  for (Layer& L : layers_) {
-    Layer::Ahead& a = L.ahead;
-    a.qkv = prefetch_.size();
-    for (const Linear* x : {&L.qkv_a, &L.q_a, &L.q, &L.kv_a}) add(*x);  // attention()'s launch order
-    a.q_b = add(L.q_b);
-    a.kv_b = prefetch_.add(L.kv_b, std::size_t(heads_) * std::size_t(nope_ + v_) * std::size_t(kvr_) * 2);
-    a.o = add(L.o);
-    if (!L.moe) {
-      a.ffn = add(L.dense.gate_up);
-      a.down = add(L.dense.down);
-    } else {
-      a.ffn = L.router ? prefetch_.add(L.router, E * H * 2) : prefetch_.size();
-    }
-  }
-  for (std::size_t l = 0; l < layers_.size(); ++l)
-    layers_[l].ahead.next = l + 1 < layers_.size() ? layers_[l + 1].ahead.qkv : prefetch_.size();
 }
 
 DeepseekCudaModel::Mlp DeepseekCudaModel::load_mlp(WeightLoader& w, const std::string& p, int inter) {
@@ -328,7 +300,6 @@ void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels
   const bool fused = L.qkv_a.n != 0;
   const int qa_stride = fused ? L.qkv_a.n : q_lora_, kv_stride = fused ? L.qkv_a.n : row_;
   const bf16* kv = fused ? qa_ + q_lora_ : kv_;
-  prefetch_.ahead(L.ahead.qkv, stream_);
   if (fused) linear(h_, T, L.qkv_a, qa_);
   if (q_lora_ && !fused) linear(h_, T, L.q_a, qa_);
   if (!q_lora_) linear(h_, T, L.q, q_);
@@ -343,14 +314,12 @@ void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels
   prep.eps = kLatentNormEps, prep.latent_dim = kvr_, prep.rope_dim = rope_;
   prep.cos_sin = cs, prep.interleaved = interleave_, prep.rows = latent_, prep.row_stride = row_;
   kernels::mla_latent_prep(prep, b, cache, stream_);
-  prefetch_.ahead(L.ahead.q_b, stream_);
   if (q_lora_) linear(qa_n_, T, L.q_b, q_);
   if (prefill_.active()) {
     kernels::rope(q_, T, heads_, heads_ * qk_, qk_, nope_, rope_, b.positions, cs, interleave_, stream_);
     return prefill_attention(L, cache, b);
   }
   if (kernels::mla_absorb_fits(T, kvr_, rope_, nope_, v_)) {  // decode sizes: W_UK, W_UV as fused GEMVs
-    prefetch_.ahead(L.ahead.kv_b, stream_);
     kernels::mla_absorb_q(q_, T, heads_, nope_, rope_, v_, L.kv_b, kvr_, b.positions, cs, interleave_, qfull_,
                           stream_);
     kernels::MlaUvOut uv;
@@ -381,10 +350,9 @@ void DeepseekCudaModel::route(const Layer& L, int T, int always_on) {
   kernels::moe_route(router_logits_, T, r, topk_ids_, topk_w_, stream_);
 }
 
-const bf16* DeepseekCudaModel::mlp(const Mlp& m, int T, int down_item) {
+const bf16* DeepseekCudaModel::mlp(const Mlp& m, int T) {
   linear(h_, T, m.gate_up, gate_up_);
   kernels::silu_mul(gate_up_, T, m.inter, act_, stream_);
-  if (down_item >= 0) prefetch_.ahead(down_item, stream_);
   return linear_residual(act_, T, m.down, addend_);
 }
 
@@ -392,12 +360,10 @@ const bf16* DeepseekCudaModel::mlp(const Mlp& m, int T, int down_item) {
 // them too, so one moe_experts call does routed + shared; large batches run them as one dense MLP (L.shared, or
 // the view of the single packed pseudo-expert).
 const bf16* DeepseekCudaModel::feed_forward(const Layer& L, int T) {
-  prefetch_.ahead(L.ahead.ffn, stream_);
-  if (!L.moe) return mlp(L.dense, T, L.ahead.down);
+  if (!L.moe) return mlp(L.dense, T);
   const int S = routing_.always_on, E = int(cfg_.n_routed_experts);
   const int on = T <= merge_tokens_ ? S : 0;
   route(L, T, on);
-  prefetch_.ahead(L.ahead.next, stream_);  // the next layer's first weights while the experts stream
   // prefill-sized batches: per-expert cuBLASLt GEMMs (one host sync); decode: the grouped kernels
   kernels::moe_experts_auto(*gemm_, h_, T, topk_ids_, topk_w_, routing_.top_k + on, L.experts, moe_ws_, residual_,
                             stream_);
@@ -414,7 +380,6 @@ const bf16* DeepseekCudaModel::run_layers(const kernels::AttnBatch& b, const std
     const Layer& L = layers_[l];
     kernels::add_rmsnorm(residual_, addend, L.input_norm, eps, T, H, h_, stream_);
     attention(L, l, b);
-    prefetch_.ahead(L.ahead.o, stream_);
     addend = linear_residual(attn_, T, L.o, addend_);
     kernels::add_rmsnorm(residual_, addend, L.post_norm, eps, T, H, h_, stream_);
     addend = feed_forward(L, T);

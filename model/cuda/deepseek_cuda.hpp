@@ -42,18 +42,12 @@ class DeepseekCudaModel final : public CudaModel {
     const float* router_bias = nullptr;  // e_score_correction_bias (V3)
     const float* router_f32 = nullptr;   // exact_router only
     kernels::MoeWeights experts;
-    // Items of the L2 lookahead (l2_prefetcher.hpp) that each point of the layer asks for; an absent weight's
-    // item is the next present one. next: the following layer's first (or the end of the step).
-    struct Ahead {
-      int qkv = 0, q_b = 0, kv_b = 0, o = 0, ffn = 0, down = 0, next = 0;
-    } ahead;
   };
   void load(WeightLoader& w);
   Layer load_layer(WeightLoader& w, std::uint32_t l);
   Mlp load_mlp(WeightLoader& w, const std::string& p, int inter);
   kernels::MoeWeights load_experts(WeightLoader& w, const std::string& p, int extra = 0);
   int shared_as_experts(WeightLoader& w) const;
-  void plan_lookahead();
   void plan_activations(ArenaPlan& plan) override;
   void take_activations(Arena& arena) override;
   template <class A>
@@ -67,7 +61,7 @@ class DeepseekCudaModel final : public CudaModel {
   void prefill_attention(const Layer& L, const bf16* cache, const kernels::AttnBatch& b);
   const bf16* feed_forward(const Layer& L, int T);
   void route(const Layer& L, int T, int always_on);
-  const bf16* mlp(const Mlp& m, int T, int down_item = -1);
+  const bf16* mlp(const Mlp& m, int T);
   void track_fp8(const Linear& l) {
     if (l.is_fp8()) max_k_ = std::max(max_k_, l.k), max_fp8_n_ = std::max(max_fp8_n_, l.n);
   }
