@@ -32,12 +32,16 @@ void opt_in_smem(Kernel kernel, int bytes, std::atomic<std::uint64_t>& done) {
   }
 }
 
+// Whether the environment variable `name` is set to exactly `value` (the kernels' A/B switches; read once each,
+// into a function-local static, by the caller).
+inline bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == value;
+}
+
 // Whether launch_pdl sets the programmatic-serialization attribute: TROUPE_PDL=0 turns it off (A/B, bug hunts).
 inline bool pdl_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("TROUPE_PDL");
-    return !(v && *v == '0');
-  }();
+  static const bool on = !env_is("TROUPE_PDL", "0");
   return on;
 }
 

@@ -12,7 +12,6 @@
 #include "kernels/gemm/gemv.hpp"
 
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 
 namespace troupe::kernels::gemv {
@@ -125,10 +124,7 @@ void launch_m(const Args& a, const Plan& p, cudaStream_t s) {
 template <bool kFp8>
 void launch(Args a, const Plan& p, cudaStream_t s) {
   if (!p.ok) throw std::logic_error("GEMV called without a valid plan");
-  static const bool evict_first = [] {
-    const char* v = std::getenv("TROUPE_GEMV_EVICT_FIRST");
-    return !(v && *v == '0');
-  }();
+  static const bool evict_first = !env_is("TROUPE_GEMV_EVICT_FIRST", "0");
   a.evict_first = evict_first;
   if (!detail::aligned16(a.x) || !detail::aligned16(a.w))
     throw std::invalid_argument("GEMV: X and W must be 16-byte aligned");

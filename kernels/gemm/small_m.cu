@@ -21,7 +21,6 @@
 #include "kernels/core/vec.cuh"
 
 #include <cstdint>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -240,10 +239,7 @@ void launch(const Args& g, const Plan& p, cudaStream_t s) {
   const int mt = g.m <= 8 ? 8 : 16;
   const std::size_t smem = std::size_t(mt) * (p.kb_per * 128 * E + kPad) + (kFp8 ? p.kb_per * mt * 4 : 0);
   const dim3 grid(p.tiles, p.splits);
-  static const bool wide = [] {
-    const char* v = std::getenv("TROUPE_SMALL_M_BATCH");
-    return v && std::string(v) == "8";
-  }();
+  static const bool wide = env_is("TROUPE_SMALL_M_BATCH", "8");
   auto* kernel = mt == 8 ? (wide ? small_m_kernel<kFp8, 1, kBatchWide> : small_m_kernel<kFp8, 1, kBatchNarrow>)
                          : (wide ? small_m_kernel<kFp8, 2, kBatchWide> : small_m_kernel<kFp8, 2, kBatchNarrow>);
   launch_pdl(kernel, grid, dim3(kThreads), smem, s, "small-m GEMM launch", g);
@@ -258,10 +254,7 @@ Args args(const void* a, const void* w, void* c, int m, int n, int k, const Plan
   g.m = m, g.n = n, g.k = k, g.kb_per = p.kb_per, g.splits = p.splits;
   g.partials = ws.partials;
   g.counters = ws.counters;
-  static const bool evict_first = [] {
-    const char* v = std::getenv("TROUPE_SMALL_M_EVICT_FIRST");
-    return !(v && *v == '0');
-  }();
+  static const bool evict_first = !env_is("TROUPE_SMALL_M_EVICT_FIRST", "0");
   g.evict_first = evict_first;
   return g;
 }

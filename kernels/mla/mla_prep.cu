@@ -10,7 +10,6 @@
 #include "kernels/mla/mla_prep.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 
 namespace troupe::kernels {
@@ -60,7 +59,8 @@ __global__ void q_pe_kernel(const bf16* q, int heads, int nope, int rope_dim, co
 //
 //   W_UK[h] (nope x 512 bf16)   row d: | cb 0: cg 0 .. 15 | cb 1 | cb 2 | cb 3 |   (cg: 16 bytes each)
 //   acc[g][8 cg + j] = sum over d = g (mod 16) of q[d] * W_UK[h][d][128 cb + 8 cg + j]
-constexpr int kAbsorbThreads = 256, kAbsorbColBlocks = 4, kAbsorbCols = 512 / kAbsorbColBlocks;
+using mla_detail::kFastLatent;  // W_UK rows are latent-wide: the fast path's 512 only
+constexpr int kAbsorbThreads = 256, kAbsorbColBlocks = 4, kAbsorbCols = kFastLatent / kAbsorbColBlocks;
 using mla_detail::kAbsorbMaxNope;
 constexpr int kAbsorbGroups = kAbsorbThreads / (kAbsorbCols / 8);
 constexpr int kAbsorbRows = kAbsorbMaxNope / kAbsorbGroups;  // rows per thread, all in flight at once
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kAbsorbThreads) absorb_q_kernel(const bf16* q,
                                                                   const bf16* kv_b, int head_rows,
                                                                   const std::int32_t* positions, const float* cs,
                                                                   bool interleaved, bf16* qfull) {
-  constexpr int kLatent = 512;
+  constexpr int kLatent = kFastLatent;
   __shared__ float qs[kAbsorbMaxNope];
   __shared__ __align__(16) float red[kAbsorbGroups][kAbsorbCols];
   const int h = blockIdx.x / kAbsorbColBlocks, cb = blockIdx.x % kAbsorbColBlocks, t = blockIdx.y;
@@ -149,10 +149,7 @@ void mla_q_pe(const bf16* q, int n, int heads, int nope, int rope_dim, const std
 }
 
 bool mla_absorb_fits(int num_tokens, int latent_dim, int rope_dim, int nope, int v_dim) {
-  static const bool on = [] {
-    const char* v = std::getenv("TROUPE_MLA_ABSORB");
-    return !(v && *v == '0');
-  }();
+  static const bool on = !env_is("TROUPE_MLA_ABSORB", "0");
   return on && mla_detail::absorb_shape_ok(num_tokens, latent_dim, rope_dim, nope, v_dim);
 }
 
@@ -160,7 +157,7 @@ void mla_absorb_q(const bf16* q, int n, int heads, int nope, int rope_dim, int v
                   int latent_dim, const std::int32_t* positions, const float* cos_sin, bool interleaved, bf16* qfull,
                   cudaStream_t s) {
   if (n <= 0) return;
-  if (latent_dim != 512 || nope < 1 || nope > kAbsorbMaxNope || rope_dim % 2 ||
+  if (latent_dim != kFastLatent || nope < 1 || nope > kAbsorbMaxNope || rope_dim % 2 ||
       rope_dim / 2 > kAbsorbThreads - kAbsorbCols / 8)
     throw std::invalid_argument("mla_absorb_q: latent 512, nope 1..256 and an even rope of at most 480 only");
   if (!detail::aligned16(kv_b) || !detail::aligned16(qfull))

@@ -83,16 +83,12 @@ void launch_prefill(const GemmArgs& a, int grid_x, cudaStream_t s) {
 // TROUPE_MOE_PREFILL_BN=256 picks moe_prefill.cuh's 256-column tiles instead of 128 (one CTA per SM: slower on
 // the H200); TROUPE_MOE_PREFILL_M_FASTEST=1 launches M tiles fastest instead of N tiles;
 // TROUPE_MOE_PREFILL_BM=128 takes 128-row tiles for every prefill batch (choose_bm's threshold aside).
-bool env_flag(const char* name, const char* value) {
-  const char* v = std::getenv(name);
-  return v && std::string(v) == value;
-}
 bool legacy_prefill() {
-  static const bool on = env_flag("TROUPE_MOE_LEGACY_PREFILL", "1");
+  static const bool on = env_is("TROUPE_MOE_LEGACY_PREFILL", "1");
   return on;
 }
 bool prefill_bn256() {
-  static const bool on = env_flag("TROUPE_MOE_PREFILL_BN", "256");
+  static const bool on = env_is("TROUPE_MOE_PREFILL_BN", "256");
   return on;
 }
 
@@ -163,7 +159,7 @@ constexpr int kGemvMaxSmem = 200 * 1024;
 
 // TROUPE_MOE_DOWN_FLAT=0 keeps the FP8 down GEMV on gemv_down_kernel (A/B).
 bool down_flat() {
-  static const bool on = !env_flag("TROUPE_MOE_DOWN_FLAT", "0");
+  static const bool on = !env_is("TROUPE_MOE_DOWN_FLAT", "0");
   return on;
 }
 
@@ -174,24 +170,19 @@ bool run_down_flat(const GemvArgs& a, int n, cudaStream_t s) {
   const int blocks = std::min(sm_count(), a.hidden), rows = (a.hidden + blocks - 1) / blocks;
   const std::size_t smem = (std::size_t(a.top_k) * a.inter * 2 + 15) / 16 * 16 + std::size_t(rows) * a.top_k * 4;
   if (!down_flat() || per_lane > 8 || smem > kGemvMaxSmem) return false;
-  const int v = per_lane <= 1 ? 0 : per_lane <= 2 ? 1 : per_lane <= 4 ? 2 : 3;
+  // Rows of 4 chunks per lane (R1 / V3's inter 2048) run 32 warps of one item per round instead of 16 of two (ncu:
+  // 16 warps issued 39% of the time, few stalls each; R1 MoE layer 0.210-0.225 -> 0.209-0.214 ms, 5 layers
+  // 1.512-1.522 -> 1.505-1.516 ms, alternating runs; TROUPE_MOE_DOWN_WIDE=0: 16 warps).
+  static const bool wide_on = !env_is("TROUPE_MOE_DOWN_WIDE", "0");
+  const int v = per_lane <= 1 ? 0 : per_lane <= 2 ? 1 : per_lane > 4 ? 3 : wide_on ? 4 : 2;
   auto* kernel = v == 0   ? gemv_down_flat_kernel<1>
                  : v == 1 ? gemv_down_flat_kernel<2>
                  : v == 2 ? gemv_down_flat_kernel<4>
-                          : gemv_down_flat_kernel<8>;
-  // Rows of 4 chunks per lane (R1 / V3's inter 2048): 32 warps of one item per round instead of 16 of two (ncu:
-  // 16 warps issued 39% of the time, few stalls each; R1 MoE layer 0.210-0.225 -> 0.209-0.214 ms, 5 layers
-  // 1.512-1.522 -> 1.505-1.516 ms, alternating runs; TROUPE_MOE_DOWN_WIDE=0: 16 warps).
-  static const bool wide = !env_flag("TROUPE_MOE_DOWN_WIDE", "0");
+                 : v == 3 ? gemv_down_flat_kernel<8>
+                          : gemv_down_flat_kernel<4, kFlatWideThreads, 1>;
   static std::atomic<std::uint64_t> done[5] = {};  // one opt-in per kernel
-  if (wide && v == 2) {
-    constexpr auto wide_kernel = gemv_down_flat_kernel<4, kFlatWideThreads, 1>;
-    opt_in_smem(wide_kernel, kGemvMaxSmem, done[4]);
-    launch_pdl(wide_kernel, dim3(blocks, n), dim3(kFlatWideThreads), smem, s, "moe down GEMV", a);
-    return true;
-  }
   opt_in_smem(kernel, kGemvMaxSmem, done[v]);
-  launch_pdl(kernel, dim3(blocks, n), dim3(kFlatThreads), smem, s, "moe down GEMV", a);
+  launch_pdl(kernel, dim3(blocks, n), dim3(v == 4 ? kFlatWideThreads : kFlatThreads), smem, s, "moe down GEMV", a);
   return true;
 }
 
@@ -236,7 +227,7 @@ void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, co
   const int entries = n * top_k;
   int bm = choose_bm(n, top_k, w.num_experts);
   if (bm == kBmPrefillWide && legacy_prefill()) bm = kBmPrefill;
-  static const bool force_wide = env_flag("TROUPE_MOE_PREFILL_BM", "128");  // A/B: 128-row tiles whenever prefill
+  static const bool force_wide = env_is("TROUPE_MOE_PREFILL_BM", "128");  // A/B: 128-row tiles whenever prefill
   if (bm == kBmPrefill && force_wide && !legacy_prefill()) bm = kBmPrefillWide;
   const MoeLayout l = moe_layout(n, top_k, w.num_experts, w.inter);
   auto* base = static_cast<unsigned char*>(workspace);
@@ -268,7 +259,7 @@ void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, co
   up.num_tiles = num_tiles;
   up.top_k = top_k;
   up.h = h;
-  static const bool m_fastest = env_flag("TROUPE_MOE_PREFILL_M_FASTEST", "1");
+  static const bool m_fastest = env_is("TROUPE_MOE_PREFILL_M_FASTEST", "1");
   up.n_fastest = m_fastest ? 0 : 1;
   static const int forced_ksplit = [] {  // TROUPE_MOE_DECODE_KSPLIT=N: every decode batch splits K N ways (A/B)
     const char* v = std::getenv("TROUPE_MOE_DECODE_KSPLIT");

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Why a kernel takes its time: one line per kernel from an `ncu --page raw --csv` log taken with the sections
-SpeedOfLight, Occupancy, LaunchStats and WarpStateStats (profile.sh DETAIL=regex makes one).
+SpeedOfLight, Occupancy, LaunchStats and WarpStateStats (profile.sh DETAIL=N makes one).
 
   ncu_detail.py LOG [--last N]
 

@@ -32,7 +32,8 @@ for range in "$@"; do
   if [[ ${DETAIL:-0} -gt 0 ]]; then
     dlog="$OUT/ncu_detail_${model}_$(echo "$range" | tr ' ' '_').csv"
     TROUPE_SMOKE_ITERS=1 ncu --clock-control none --nvtx --nvtx-include "$range/" --section SpeedOfLight \
-      --section Occupancy --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis --csv --page raw --log-file "$dlog" \
+      --section Occupancy --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis \
+      --csv --page raw --log-file "$dlog" \
       troupe_cuda_check --smoke "$d" "$layers" "$layers" >/dev/null 2>&1 || true
     echo "-- the last $DETAIL kernels in detail"; python3 tools/device/ncu_detail.py "$dlog" --last "$DETAIL"
   fi
