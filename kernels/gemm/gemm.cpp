@@ -31,7 +31,7 @@ void cuda_check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("gemm ") + what + ": " + cudaGetErrorString(e));
 }
 
-enum class Kind { bf16, bf16_batched, fp8 };
+enum class Kind { bf16, bf16_batched, fp8, fp8_no_ws };  // fp8_no_ws: fp8_block_tm
 
 // Default crossovers, from troupe_kernel_bench gemm_small_m on an H200 (docs/BENCHMARKS.md, "Small-m GEMMs"):
 // FP8 small-m beats cuBLASLt (plus its staging copies) at m <= 8 on every R1 / V2-Lite shape, loses at 16;
@@ -107,7 +107,7 @@ struct Gemm::Impl {
   }
 
   void build(const Key& key, Plan& p) {
-    const bool fp8 = key.kind == Kind::fp8;
+    const bool fp8 = key.kind == Kind::fp8 || key.kind == Kind::fp8_no_ws;
     lt_check(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc");
     const cudaDataType_t in = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
     const cudaDataType_t out = key.out == int(OutType::f32) ? CUDA_R_32F : CUDA_R_16BF;
@@ -134,8 +134,9 @@ struct Gemm::Impl {
     }
     cublasLtMatmulPreference_t pref = nullptr;
     lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
-    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
-                                                  sizeof(workspace_bytes)),
+    const std::size_t ws_bytes = key.kind == Kind::fp8_no_ws ? 0 : workspace_bytes;
+    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+                                                  sizeof(ws_bytes)),
              "workspace pref");
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
@@ -148,11 +149,12 @@ struct Gemm::Impl {
     }
   }
 
-  void run(Plan& p, const void* w, const void* a, void* c, bool accumulate, cudaStream_t s, const char* what) {
+  void run(Plan& p, const void* w, const void* a, void* c, bool accumulate, cudaStream_t s, const char* what,
+           bool no_ws = false) {
     if (!p.has_algo) throw std::runtime_error(std::string("cuBLASLt found no algorithm for ") + what);
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    lt_check(cublasLtMatmul(handle, p.desc, &alpha, w, p.a, a, p.b, &beta, c, p.c, c, p.c, &p.algo, workspace,
-                            workspace_bytes, s),
+    lt_check(cublasLtMatmul(handle, p.desc, &alpha, w, p.a, a, p.b, &beta, c, p.c, c, p.c, &p.algo,
+                            no_ws ? nullptr : workspace, no_ws ? 0 : workspace_bytes, s),
              what);
   }
 };
@@ -241,14 +243,14 @@ void Gemm::fp8_block_tm(const __nv_fp8_e4m3* a, const float* a_scale_tm, const _
   if (k <= 0 || k % 128 != 0 || m % 4 != 0 || m < 16)
     throw std::invalid_argument("Gemm::fp8_block_tm: needs k % 128 == 0, m % 4 == 0 and m >= 16");
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const Key key{Kind::fp8, m, n, k, int(OutType::bf16), 0, 0, 1, k, k, n, 0, 0, 0};
+  const Key key{Kind::fp8_no_ws, m, n, k, int(OutType::bf16), 0, 0, 1, k, k, n, 0, 0, 0};
   Plan& p = impl_->plan(key);
   lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof(w_scale)),
            "A scale");
   lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale_tm,
                                           sizeof(a_scale_tm)),
            "B scale");
-  impl_->run(p, w, a, c, false, s, "FP8 block-scaled GEMM");
+  impl_->run(p, w, a, c, false, s, "FP8 block-scaled GEMM", true);
 }
 
 void Gemm::set_small_m_max(int fp8_max, int bf16_max) {

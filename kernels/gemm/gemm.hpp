@@ -43,7 +43,9 @@ class Gemm {
 
   // fp8_block for operands already in cuBLASLt's layouts (the MoE prefill path lays them out so): a_scale_tm is
   // token-major ([k/128, m]), m % 4 == 0 and m >= 16, w_scale's rows padded to a multiple of 4 k blocks
-  // ([ceil(n/128), roundup(k/128, 4)]). No staging buffers, no copies; the algorithm is cached per shape.
+  // ([ceil(n/128), roundup(k/128, 4)]). No staging buffers, no copies; the algorithm is cached per shape. It runs
+  // without workspace (no split-K): the MoE path runs several Gemms' calls at once, and with the GPU shared that
+  // way split-K's extra reduction costs more than it helps (troupe_kernel_bench moe, docs/BENCHMARKS.md).
   void fp8_block_tm(const __nv_fp8_e4m3* a, const float* a_scale_tm, const __nv_fp8_e4m3* w, const float* w_scale,
                     __nv_bfloat16* c, int m, int n, int k, cudaStream_t s);
 

@@ -2,12 +2,14 @@
 // form: every expert gets the same M rows and each of the two GEMMs is one strided-batched call over all experts
 // (one launch instead of one per expert: the per-call host cost, ~10 us, bounds the per-expert loop). FP8 experts,
 // and bf16 batches too skewed for the batched form: one GEMM per used expert on its own rows (cuBLASLt 13.0 turned
-// a strided-batched FP8 GEMM with 128x128 block scales down on the H200).
+// a strided-batched FP8 GEMM with 128x128 block scales down on the H200); the FP8 ones spread over the lanes of
+// lt_lanes.hpp (threads with their own cuBLASLt handle and stream), so several experts' GEMMs share the GPU.
 #include "kernels/moe/moe_lt.hpp"
 
 #include "kernels/core/launch.hpp"
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/moe/moe_lt_kernels.cuh"
+#include "kernels/moe/lt_lanes.hpp"
 #include "kernels/moe/moe_lt_plan.hpp"
 
 #include <algorithm>
@@ -85,14 +87,21 @@ struct Chunk {
   bool used(int e) const { return off[e + 1] > off[e]; }
 };
 
-// C = A W^T for every used expert, FP8: one GEMM each.
+// C = A W^T for every used expert, FP8: one GEMM each, spread over the lanes (lt_lanes.hpp).
 void fp8_step(Chunk& c, const fp8* a, int K, const fp8* wt, int N, const float* ws, bf16* out) {
   const std::size_t ws_e = std::size_t((N + 127) / 128) * round4(K / 128);
-  for (int e = 0; e < c.E; ++e)
-    if (c.used(e))
-      c.gemm.fp8_block_tm(a + std::size_t(c.seg(e)) * K, c.As + std::size_t(c.seg(e)) * (K / 128),
-                          wt + std::size_t(e) * N * K, ws + e * ws_e, out + std::size_t(c.seg(e)) * N, c.seg_rows(e),
-                          N, K, c.s);
+  LtLanes& lanes = LtLanes::of_current_device();
+  std::vector<int> rows(c.E);
+  for (int e = 0; e < c.E; ++e) rows[e] = c.used(e) ? c.seg_rows(e) : 0;
+  std::vector<std::vector<Fp8TmCall>> calls;
+  for (const auto& experts : assign_lanes(rows, lanes.lanes())) {
+    auto& lane = calls.emplace_back();
+    for (int e : experts)
+      lane.push_back({a + std::size_t(c.seg(e)) * K, c.As + std::size_t(c.seg(e)) * (K / 128),
+                      wt + std::size_t(e) * N * K, ws + e * ws_e, out + std::size_t(c.seg(e)) * N, c.seg_rows(e), N,
+                      K});
+  }
+  lanes.run(c.gemm, c.s, calls);
 }
 
 void run_fp8(Chunk& c, const bf16* x, const float* wts, float* out) {
@@ -101,9 +110,16 @@ void run_fp8(Chunk& c, const bf16* x, const float* wts, float* out) {
   const float* s2 = padded_scales(c.w.w2_scale, std::size_t(E) * hb, ib, c.s2, c.s);
   auto* q = static_cast<fp8*>(c.A);
   auto* gu = static_cast<bf16*>(c.B);
-  lt_quant_kernel<false><<<dim3(rows, (hb + 15) / 16), 256, 0, c.s>>>(x, c.perm, c.top_k, c.d_off, E, H, q, c.As);
+  // A round of 16 groups per BATCH: the wide rows (H) in as few rounds as possible, h (I, 16 groups in R1) in one.
+  if (hb > 16)
+    lt_quant_kernel<false, 4><<<rows, kLtQuantThreads, 0, c.s>>>(x, c.perm, c.top_k, c.d_off, E, H, q, c.As);
+  else
+    lt_quant_kernel<false, 1><<<rows, kLtQuantThreads, 0, c.s>>>(x, c.perm, c.top_k, c.d_off, E, H, q, c.As);
   fp8_step(c, q, H, static_cast<const fp8*>(c.w.w13), 2 * I, s13, gu);
-  lt_quant_kernel<true><<<dim3(rows, (ib + 15) / 16), 256, 0, c.s>>>(gu, c.perm, c.top_k, c.d_off, E, I, q, c.As);
+  if (ib > 16)
+    lt_quant_kernel<true, 4><<<rows, kLtQuantThreads, 0, c.s>>>(gu, c.perm, c.top_k, c.d_off, E, I, q, c.As);
+  else
+    lt_quant_kernel<true, 1><<<rows, kLtQuantThreads, 0, c.s>>>(gu, c.perm, c.top_k, c.d_off, E, I, q, c.As);
   bf16* y = gu;  // gate|up is dead once h is quantized
   fp8_step(c, q, I, static_cast<const fp8*>(c.w.w2), H, s2, y);
   lt_combine_kernel<bf16><<<c.n, 256, 0, c.s>>>(y, c.inv, wts, c.top_k, H, out);
@@ -183,7 +199,7 @@ std::size_t moe_lt_workspace_bytes(int max_tokens, int top_k, const MoeWeights& 
 }
 
 bool moe_lt_pays(int n, int top_k, const MoeWeights& w) {
-  if (n <= 0 || top_k <= 0 || !shapes_fit(w)) return false;
+  if (n <= 0 || top_k <= 0 || top_k > kLtCombineMaxK || !shapes_fit(w)) return false;
   const long entries = long(std::min(n, kLtChunkTokens)) * top_k, used = std::min<long>(w.num_experts, entries);
   if (entries < long(lt_min_rows()) * used) return false;
   return !w.fp8 || expert_flops(w, double(entries) / used) >= kFp8MinExpertFlops;
@@ -201,6 +217,7 @@ void lt_all(Gemm& gemm, const bf16* x, int n, const std::int32_t* topk_ids, cons
             const MoeWeights& w, void* workspace, float* out, cudaStream_t s, bool grouped_if_slow) {
   if (n <= 0) return;
   if (!shapes_fit(w)) throw std::invalid_argument("moe_experts_lt: shapes not supported (or TROUPE_MOE_LT=0)");
+  if (top_k > kLtCombineMaxK) throw std::invalid_argument("moe_experts_lt: more than 64 experts per token");
   if (!workspace) throw std::invalid_argument("moe_experts_lt: workspace is null (moe_workspace_bytes)");
   const LtLayout l = lt_layout(n, top_k, w.num_experts, w.hidden, w.inter, w.fp8);
   auto* base = static_cast<unsigned char*>(workspace);

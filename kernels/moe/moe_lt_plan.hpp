@@ -13,6 +13,8 @@
 //   B            gate|up (bf16 [R, 2I]), later y (bf16 [R, H]; the bf16 per-expert loop: float)
 #include <algorithm>
 #include <cstddef>
+#include <numeric>
+#include <vector>
 
 namespace troupe::kernels::moe_detail {
 
@@ -45,6 +47,24 @@ inline LtLayout lt_layout(int tokens, int top_k, int E, int H, int I, bool fp8) 
   const std::size_t b_bytes = std::max({R * 2 * I * 2, R * H * 2, fp8 ? 0 : unbatched * H * 4});
   l.total = lt_align(l.b + b_bytes);
   return l;
+}
+
+// The FP8 per-expert GEMMs' lanes (lt_lanes.hpp): rows[e] rows of expert e (0: unused) -> the experts of each of
+// `lanes` lanes in issue order. Largest first onto the lane with the fewest rows so far (ties: the lower lane), so
+// the lanes end together and the shared expert (every token's rows) has a lane to itself while it runs.
+inline std::vector<std::vector<int>> assign_lanes(const std::vector<int>& rows, int lanes) {
+  std::vector<int> order(rows.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return rows[a] > rows[b]; });
+  std::vector<std::vector<int>> out(std::max(lanes, 1));
+  std::vector<long> load(out.size(), 0);
+  for (int e : order) {
+    if (rows[e] <= 0) break;
+    const std::size_t l = std::size_t(std::min_element(load.begin(), load.end()) - load.begin());
+    load[l] += rows[e];
+    out[l].push_back(e);
+  }
+  return out;
 }
 
 }  // namespace troupe::kernels::moe_detail

@@ -1,0 +1,56 @@
+// The MoE prefill path's host-side plans (pure C++, runs in CI): the workspace layout holds every segment, and the
+// lanes of the FP8 per-expert GEMMs take each used expert exactly once, largest first, with balanced rows.
+#include <boost/test/unit_test.hpp>
+
+#include "kernels/moe/moe_lt_plan.hpp"
+
+#include <random>
+
+using namespace troupe::kernels::moe_detail;
+
+BOOST_AUTO_TEST_CASE(lanes_take_each_used_expert_once) {
+  std::mt19937 rng(7);
+  for (int lanes : {1, 2, 3, 4, 8})
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<int> rows(257);
+      for (int& r : rows) r = rng() % 3 == 0 ? 0 : 16 * int(1 + rng() % 20);
+      rows[256] = 4096;  // R1's shared expert, packed last: every token
+      const auto plan = assign_lanes(rows, lanes);
+      BOOST_TEST_REQUIRE(int(plan.size()) == lanes);
+      std::vector<int> seen(rows.size(), 0);
+      std::vector<long> load;
+      for (const auto& lane : plan) {
+        long sum = 0;
+        for (std::size_t i = 0; i < lane.size(); ++i) {
+          seen[lane[i]]++, sum += rows[lane[i]];
+          if (i) BOOST_TEST(rows[lane[i - 1]] >= rows[lane[i]]);  // issue order: largest first
+        }
+        load.push_back(sum);
+      }
+      for (std::size_t e = 0; e < rows.size(); ++e) BOOST_TEST(seen[e] == (rows[e] > 0 ? 1 : 0));
+      // Greedy largest-first: apart from a lane holding one expert alone (the shared one), no lane is more than one
+      // expert's rows (at most 320 here) above the least loaded.
+      const long least = *std::min_element(load.begin(), load.end());
+      for (std::size_t l = 0; l < plan.size(); ++l)
+        if (plan[l].size() > 1) BOOST_TEST(load[l] - least <= 320);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(lanes_of_a_small_batch) {
+  const auto plan = assign_lanes({0, 48, 0, 16, 32}, 4);  // 3 used experts on 4 lanes: one each, one lane idle
+  BOOST_TEST(plan[0] == std::vector<int>{1});
+  BOOST_TEST(plan[1] == std::vector<int>{4});
+  BOOST_TEST(plan[2] == std::vector<int>{3});
+  BOOST_TEST(plan[3].empty());
+  BOOST_TEST(assign_lanes({0, 0}, 2)[0].empty());
+}
+
+BOOST_AUTO_TEST_CASE(layout_holds_every_padded_segment) {
+  for (bool fp8 : {true, false}) {
+    const LtLayout l = lt_layout(4096, 9, 257, 7168, 2048, fp8);
+    // Each used expert's rows padded up to kLtPad: at most entries + E * kLtPad rows.
+    BOOST_TEST(l.max_rows >= std::size_t(4096 * 9 + 257 * kLtPad));
+    BOOST_TEST(l.b >= l.a_scale);
+    BOOST_TEST(l.total >= l.b + l.max_rows * 7168 * 2);
+  }
+}
