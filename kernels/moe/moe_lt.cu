@@ -32,12 +32,10 @@ int env_int(const char* name, int fallback) {
   return v && *v ? std::atoi(v) : fallback;
 }
 // TROUPE_MOE_LT=0: never take the path (and reserve no workspace for it). TROUPE_MOE_LT_BATCHED=0: one GEMM per
-// used expert, never the batched form. TROUPE_MOE_LT_MIN_ROWS: the crossover in average rows per used expert.
-// Crossovers (troupe_kernel_bench moe_, H200, against moe_experts' grouped kernels): bf16 batched wins from 24 rows
-// per expert (V2-Lite 256 tokens: 364 against 760 us); the per-expert loop, host-bound near 2 x 10 us per used
-// expert, wins only when each expert's GEMMs are large: FP8 R1 (inter 2048) from 32 rows (2.8 GFLOP per expert:
-// 7.3 against 11.9 ms), not at 16 (1.4 GFLOP: a tie), nor R1 TP8 (inter 256) at 128 rows (1.4 GFLOP: 6.6 against
-// 2.6 ms); bf16 V2-Lite per expert: 6.6 GFLOP (384 rows) wins, 3.3 loses.
+// used expert, never the batched form. TROUPE_MOE_LT_MIN_ROWS: the crossover in average rows per used expert (both
+// dtypes; lt_pays in moe_lt_plan.hpp has the measured defaults). bf16 batched wins from 24 rows per expert (V2-Lite
+// 256 tokens: 364 against 760 us); the bf16 per-expert loop, host-bound near 2 x 10 us per used expert, only for
+// large experts: V2-Lite 6.6 GFLOP (384 rows) wins, 3.3 loses (kBf16MinExpertFlops).
 bool lt_disabled() {
   static const bool off = env_int("TROUPE_MOE_LT", 1) == 0;
   return off;
@@ -47,10 +45,10 @@ bool batched_enabled() {
   return on;
 }
 int lt_min_rows() {
-  static const int v = env_int("TROUPE_MOE_LT_MIN_ROWS", 24);
+  static const int v = env_int("TROUPE_MOE_LT_MIN_ROWS", -1);
   return v;
 }
-constexpr double kFp8MinExpertFlops = 2e9, kBf16MinExpertFlops = 5e9;  // per-expert loop: gate|up + down FLOPs
+constexpr double kBf16MinExpertFlops = 5e9;  // the bf16 per-expert loop: gate|up + down FLOPs
 double expert_flops(const MoeWeights& w, double rows) { return 6.0 * w.hidden * w.inter * rows; }
 
 bool shapes_fit(const MoeWeights& w) {
@@ -201,8 +199,7 @@ std::size_t moe_lt_workspace_bytes(int max_tokens, int top_k, const MoeWeights& 
 bool moe_lt_pays(int n, int top_k, const MoeWeights& w) {
   if (n <= 0 || top_k <= 0 || top_k > kLtCombineMaxK || !shapes_fit(w)) return false;
   const long entries = long(std::min(n, kLtChunkTokens)) * top_k, used = std::min<long>(w.num_experts, entries);
-  if (entries < long(lt_min_rows()) * used) return false;
-  return !w.fp8 || expert_flops(w, double(entries) / used) >= kFp8MinExpertFlops;
+  return lt_pays(entries, used, w.hidden, w.inter, w.fp8, lt_min_rows());
 }
 
 bool moe_lt_takes(int n, int top_k, const MoeWeights& w, cudaStream_t s) {

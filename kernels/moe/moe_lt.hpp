@@ -19,10 +19,9 @@ class Gemm;
 // moe_experts_auto can take the path; a direct moe_experts_lt call needs them in any case.
 std::size_t moe_lt_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w);
 
-// Whether batches of n tokens are faster here than on moe_experts' grouped kernels (measured crossovers, in
-// moe_lt.cu): the shapes fit (FP8: hidden and inter multiples of 128), the used experts get at least
-// TROUPE_MOE_LT_MIN_ROWS (24) rows each on average and, FP8, each expert's GEMMs are large enough (2 GFLOP)
-// for the per-expert loop. Monotone in n.
+// Whether batches of n tokens are faster here than on moe_experts' grouped kernels: the shapes fit (FP8: hidden
+// and inter multiples of 128) and lt_pays (moe_lt_plan.hpp: the measured crossovers in rows per used expert and,
+// FP8, expert size) holds for every expert used. Monotone in n.
 bool moe_lt_pays(int n, int top_k, const MoeWeights& w);
 // moe_lt_pays and the stream is not capturing a CUDA graph: moe_experts_auto's choice.
 bool moe_lt_takes(int n, int top_k, const MoeWeights& w, cudaStream_t s);

@@ -20,6 +20,22 @@ namespace troupe::kernels::moe_detail {
 
 constexpr int kLtPad = 16, kLtChunkTokens = 4096;
 
+// Whether the cuBLASLt path beats moe_experts' grouped kernels for a chunk of `entries` (token, expert) pairs over
+// `used` experts of hidden H and intermediate I (troupe_kernel_bench moe, H200; docs/BENCHMARKS.md). bf16: from
+// kLtBf16MinRows rows per used expert (the batched GEMMs). FP8 (one GEMM pair per expert, on the lanes: ~2 x 7 us of
+// calls per expert however small): from kLtFp8MinRows rows when an expert's weights are large enough that the grouped
+// kernels' read of them costs more than that (R1, 44 MB per expert: 3.5 against 5.0 ms at 8 rows, 3.6 against 6.9 at
+// 16), or when its GEMMs are large (kLtFp8MinExpertFlops); R1 TP8's experts (5.5 MB, 1.4 GFLOP at 128 rows: 2.9
+// against 2.6 ms) stay on the grouped kernels. min_rows >= 0 overrides both row counts (TROUPE_MOE_LT_MIN_ROWS).
+constexpr int kLtBf16MinRows = 24, kLtFp8MinRows = 8;
+constexpr double kLtFp8MinExpertBytes = 32.0 * (1 << 20), kLtFp8MinExpertFlops = 2e9;
+inline bool lt_pays(long entries, long used, int H, int I, bool fp8, int min_rows = -1) {
+  if (entries <= 0 || used <= 0) return false;
+  const double rows = double(entries) / double(used);
+  if (rows < (min_rows >= 0 ? min_rows : fp8 ? kLtFp8MinRows : kLtBf16MinRows)) return false;
+  return !fp8 || 3.0 * H * I >= kLtFp8MinExpertBytes || 6.0 * H * I * rows >= kLtFp8MinExpertFlops;
+}
+
 inline std::size_t lt_align(std::size_t x) { return (x + 255) / 256 * 256; }
 inline int round4(int x) { return (x + 3) / 4 * 4; }
 

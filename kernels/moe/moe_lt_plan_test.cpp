@@ -1,9 +1,11 @@
-// The MoE prefill path's host-side plans (pure C++, runs in CI): the workspace layout holds every segment, and the
-// lanes of the FP8 per-expert GEMMs take each used expert exactly once, largest first, with balanced rows.
+// The MoE prefill path's host-side plans (pure C++, runs in CI): the workspace layout holds every segment, the
+// lanes of the FP8 per-expert GEMMs take each used expert exactly once, largest first, with balanced rows, and the
+// path is chosen where it was measured to win.
 #include <boost/test/unit_test.hpp>
 
 #include "kernels/moe/moe_lt_plan.hpp"
 
+#include <algorithm>
 #include <random>
 
 using namespace troupe::kernels::moe_detail;
@@ -53,4 +55,24 @@ BOOST_AUTO_TEST_CASE(layout_holds_every_padded_segment) {
     BOOST_TEST(l.b >= l.a_scale);
     BOOST_TEST(l.total >= l.b + l.max_rows * 7168 * 2);
   }
+}
+
+// The measured crossovers (troupe_kernel_bench moe, H200): each case is a row of docs/BENCHMARKS.md.
+BOOST_AUTO_TEST_CASE(lt_pays_at_the_measured_crossovers) {
+  const auto r1 = [](long tokens, int top_k) {
+    return lt_pays(tokens * top_k, std::min(256L, tokens * top_k), 7168, 2048, true);
+  };
+  BOOST_TEST(!r1(128, 8));  // 4 rows per expert: below the FP8 floor
+  BOOST_TEST(r1(256, 8));   // 8 rows: 3.5 against 5.0 ms
+  BOOST_TEST(r1(512, 8));   // 16 rows: 3.6 against 6.9 ms
+  BOOST_TEST(r1(4096, 8));  // 128 rows: 5.6 against 17.0 ms
+  // R1 TP8 (inter 256): 5.5 MB and 1.4 GFLOP per expert at 128 rows, where the grouped kernels win (2.6 ms against 2.9)
+  BOOST_TEST(!lt_pays(4096L * 8, 256, 7168, 256, true));
+  // FP8 experts of 0.05 GFLOP (the kernel test's small shapes): grouped
+  BOOST_TEST(!lt_pays(1024L * 4, 16, 256, 128, true));
+  // V2-Lite bf16: from 24 rows per used expert (256 tokens x 6 over 64 experts)
+  BOOST_TEST(!lt_pays(128L * 6, 64, 2048, 1408, false));
+  BOOST_TEST(lt_pays(256L * 6, 64, 2048, 1408, false));
+  BOOST_TEST(!lt_pays(256L * 8, 256, 7168, 2048, true, 16));  // TROUPE_MOE_LT_MIN_ROWS=16 overrides the floor
+  BOOST_TEST(!lt_pays(0, 0, 7168, 2048, true));
 }

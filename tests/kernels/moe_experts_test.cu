@@ -291,8 +291,8 @@ KERNEL_TEST(moe_experts_lt_path) {
   run_experts("lt fp8 R1 TP8 widths n=128", {16, 8, 7168, 256, true}, 128, pick(128, 8, 16, -1, 86), 86, Path::lt);
 }
 
-// moe_experts_auto on both sides of the crossover (moe_lt_pays: 24 rows per used expert; FP8 also 2 GFLOP per
-// expert), and the tiny checkpoints' FP8 shapes (inter 64), which only the grouped kernels take.
+// moe_experts_auto on both sides of the crossover (moe_lt_pays: bf16 24 rows per used expert; FP8 8 rows and
+// experts of 32 MiB or 2 GFLOP), and the tiny checkpoints' FP8 shapes (inter 64), which only the grouped kernels take.
 KERNEL_TEST(moe_experts_auto_crossover) {
   using troupe::kernels::moe_lt_pays;
   troupe::kernels::MoeWeights w;
@@ -304,7 +304,7 @@ KERNEL_TEST(moe_experts_auto_crossover) {
   w.inter = 64;
   check(!moe_lt_pays(4096, 4, w), "FP8 inter 64: grouped kernels");
   w.num_experts = 256, w.hidden = 7168, w.inter = 2048;  // R1
-  check(!moe_lt_pays(512, 8, w) && moe_lt_pays(1024, 8, w), "R1 FP8: cuBLASLt from 1024 tokens (32 rows)");
+  check(!moe_lt_pays(128, 8, w) && moe_lt_pays(256, 8, w), "R1 FP8: cuBLASLt from 256 tokens (8 rows)");
   w.inter = 256;  // R1 TP8
   check(!moe_lt_pays(16384, 8, w), "R1 TP8 FP8: grouped kernels");
   w.fp8 = false, w.num_experts = 64, w.hidden = 2048, w.inter = 1408;  // V2-Lite

@@ -107,7 +107,7 @@ KERNEL_BENCH(moe_r1_ep_fp8) {
 // DeepSeek-R1 experts unsharded, all 256 resident (11 GB of FP8): issue 7's R1 prefill shape.
 KERNEL_BENCH(moe_r1_full_fp8) {
   const Shape sh{"R1 fp8 (256 experts, inter 2048)", 256, 8, 7168, 2048, true};
-  for (int n : {512, 1024, 2048, 4096}) experts_case(bench, sh, n);
+  for (int n : {128, 256, 512, 1024, 2048, 4096}) experts_case(bench, sh, n);
 }
 
 // DeepSeek-V2-Lite experts, bf16.
