@@ -37,6 +37,17 @@ struct LtLanes::Impl {
   std::mutex mu;
   std::condition_variable work, done;
   bool stop = false;
+  std::mutex run_mu;  // one run() at a time: the helpers hold one batch each
+
+  void stop_helpers() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    work.notify_all();
+    for (Helper& h : helpers)
+      if (h.thread.joinable()) h.thread.join();
+  }
 
   void serve(Helper& h) {
     check_cuda(cudaSetDevice(device), "moe lanes: set device");
@@ -70,17 +81,15 @@ LtLanes::LtLanes(int device, int lanes) : lanes_(lanes), impl_(std::make_unique<
     check_cuda(cudaStreamCreateWithFlags(&h.stream, cudaStreamNonBlocking), "moe lanes: stream");
     check_cuda(cudaEventCreateWithFlags(&h.join, cudaEventDisableTiming), "moe lanes: event");
   }
-  for (Helper& h : impl_->helpers) h.thread = std::thread([this, &h] { impl_->serve(h); });
+  try {
+    for (Helper& h : impl_->helpers) h.thread = std::thread([this, &h] { impl_->serve(h); });
+  } catch (...) {  // no thread may outlive a half-built LtLanes
+    impl_->stop_helpers();
+    throw;
+  }
 }
 
-LtLanes::~LtLanes() {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->stop = true;
-  }
-  impl_->work.notify_all();
-  for (Helper& h : impl_->helpers) h.thread.join();
-}
+LtLanes::~LtLanes() { impl_->stop_helpers(); }
 
 LtLanes& LtLanes::of_current_device() {
   static std::mutex mu;
@@ -100,6 +109,7 @@ LtLanes& LtLanes::of_current_device() {
 
 void LtLanes::run(Gemm& gemm, cudaStream_t s, const std::vector<std::vector<Fp8TmCall>>& calls) {
   Impl& im = *impl_;
+  std::lock_guard<std::mutex> one_run(im.run_mu);
   const int used = std::min<int>(int(calls.size()), lanes_);
   if (used > 1) {
     check_cuda(cudaEventRecord(im.fork, s), "moe lanes: fork");
