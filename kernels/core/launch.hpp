@@ -39,6 +39,12 @@ inline bool env_is(const char* name, const char* value) {
   return v && std::string(v) == value;
 }
 
+// The integer in the environment variable `name`, or `fallback` when it is unset or empty (same use as env_is).
+inline int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
 // Whether launch_pdl sets the programmatic-serialization attribute: TROUPE_PDL=0 turns it off (A/B, bug hunts).
 inline bool pdl_enabled() {
   static const bool on = !env_is("TROUPE_PDL", "0");

@@ -18,6 +18,7 @@
 #include "kernels/core/paged_attention.hpp"
 #include "kernels/core/attention_params.cuh"
 #include "kernels/core/decode_attention.cuh"
+#include "kernels/core/launch.hpp"
 #include "kernels/core/prefill_attention.hpp"
 #include "kernels/core/prefill_tile.cuh"
 #include "kernels/core/vec.cuh"
@@ -25,7 +26,6 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -278,10 +278,7 @@ void paged_attention(const bf16* q, int q_stride, int num_heads, int num_kv_head
   const int g_max = p.group == 1 ? 1 : p.group == 2 ? 2 : p.group <= 4 ? 4 : 8;
   p.head_chunks = (p.group + g_max - 1) / g_max;
   // TROUPE_ATTN_DECODE_MMA=0 keeps the per-lane kernel for the tokens outside uniform prefill tiles.
-  static const bool no_decode_mma = [] {
-    const char* v = std::getenv("TROUPE_ATTN_DECODE_MMA");
-    return v && std::strcmp(v, "0") == 0;
-  }();
+  static const bool no_decode_mma = env_is("TROUPE_ATTN_DECODE_MMA", "0");
   p.decode_mma = !no_decode_mma && detail::prefill_mma_supported(head_dim) && p.group <= 16;
   if (p.decode_mma) p.head_chunks = 1;  // the whole GQA group is the mma's 16 rows
   p.k_cache = k_cache, p.v_cache = v_cache;
@@ -291,10 +288,7 @@ void paged_attention(const bf16* q, int q_stride, int num_heads, int num_kv_head
   p.out = out;
   p.num_tokens = b.num_tokens;
   // TROUPE_ATTN_NO_MMA=1 keeps every token on the per-token kernel (to compare the two paths).
-  static const bool no_mma = [] {
-    const char* v = std::getenv("TROUPE_ATTN_NO_MMA");
-    return v && std::strcmp(v, "1") == 0;
-  }();
+  static const bool no_mma = env_is("TROUPE_ATTN_NO_MMA", "1");
   p.mma_tiles = !no_mma && detail::prefill_mma_supported(head_dim) && b.num_tokens >= detail::kPrefillTile;
   if (p.mma_tiles)
     detail::prefill_attention_mma(q, q_stride, num_heads, num_kv_heads, head_dim, k_cache, v_cache, b, p.scale_log2,

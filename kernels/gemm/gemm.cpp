@@ -55,6 +55,7 @@ struct Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool has_algo = false;
+  bool no_ws = false;  // Kind::fp8_no_ws: planned and run without workspace
   ~Plan() {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -134,7 +135,8 @@ struct Gemm::Impl {
     }
     cublasLtMatmulPreference_t pref = nullptr;
     lt_check(cublasLtMatmulPreferenceCreate(&pref), "preference");
-    const std::size_t ws_bytes = key.kind == Kind::fp8_no_ws ? 0 : workspace_bytes;
+    p.no_ws = key.kind == Kind::fp8_no_ws;
+    const std::size_t ws_bytes = p.no_ws ? 0 : workspace_bytes;
     lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
                                                   sizeof(ws_bytes)),
              "workspace pref");
@@ -149,12 +151,11 @@ struct Gemm::Impl {
     }
   }
 
-  void run(Plan& p, const void* w, const void* a, void* c, bool accumulate, cudaStream_t s, const char* what,
-           bool no_ws = false) {
+  void run(Plan& p, const void* w, const void* a, void* c, bool accumulate, cudaStream_t s, const char* what) {
     if (!p.has_algo) throw std::runtime_error(std::string("cuBLASLt found no algorithm for ") + what);
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     lt_check(cublasLtMatmul(handle, p.desc, &alpha, w, p.a, a, p.b, &beta, c, p.c, c, p.c, &p.algo,
-                            no_ws ? nullptr : workspace, no_ws ? 0 : workspace_bytes, s),
+                            p.no_ws ? nullptr : workspace, p.no_ws ? 0 : workspace_bytes, s),
              what);
   }
 };
@@ -250,7 +251,7 @@ void Gemm::fp8_block_tm(const __nv_fp8_e4m3* a, const float* a_scale_tm, const _
   lt_check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &a_scale_tm,
                                           sizeof(a_scale_tm)),
            "B scale");
-  impl_->run(p, w, a, c, false, s, "FP8 block-scaled GEMM", true);
+  impl_->run(p, w, a, c, false, s, "FP8 block-scaled GEMM");
 }
 
 void Gemm::set_small_m_max(int fp8_max, int bf16_max) {

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdlib>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -95,10 +94,7 @@ LtLanes& LtLanes::of_current_device() {
   static std::mutex mu;
   // Never destroyed: the helpers' Gemms would outlive the CUDA runtime's teardown at exit otherwise.
   static auto* all = new std::map<int, std::unique_ptr<LtLanes>>();
-  static const int lanes = [] {
-    const char* v = std::getenv("TROUPE_MOE_LT_LANES");
-    return std::clamp(v && *v ? std::atoi(v) : 4, 1, kMaxLanes);
-  }();
+  static const int lanes = std::clamp(env_int("TROUPE_MOE_LT_LANES", 4), 1, kMaxLanes);
   int dev = 0;
   check_cuda(cudaGetDevice(&dev), "moe lanes: device");
   std::lock_guard<std::mutex> lock(mu);

@@ -147,10 +147,7 @@ void validate(int n, int top_k, const MoeWeights& w) {
 // Batches of at most this many tokens take the GEMV kernels (moe_gemv.cuh): default 1 (a second token on the
 // same expert would read its weights twice). TROUPE_MOE_GEMV_TOKENS=0: never (A/B).
 int gemv_max_tokens() {
-  static const int v = [] {
-    const char* e = std::getenv("TROUPE_MOE_GEMV_TOKENS");
-    return e && *e ? std::atoi(e) : 1;
-  }();
+  static const int v = env_int("TROUPE_MOE_GEMV_TOKENS", 1);
   return v;
 }
 

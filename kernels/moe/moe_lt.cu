@@ -13,7 +13,6 @@
 #include "kernels/moe/moe_lt_plan.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,10 +26,6 @@ using fp8 = __nv_fp8_e4m3;
 
 void lt_check(cudaError_t e, const char* what) { check_cuda(e, std::string("moe_experts_lt ") + what); }
 
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::atoi(v) : fallback;
-}
 // TROUPE_MOE_LT=0: never take the path (and reserve no workspace for it). TROUPE_MOE_LT_BATCHED=0: one GEMM per
 // used expert, never the batched form. TROUPE_MOE_LT_MIN_ROWS: the crossover in average rows per used expert (both
 // dtypes; lt_pays in moe_lt_plan.hpp has the measured defaults). bf16 batched wins from 24 rows per expert (V2-Lite
