@@ -1,8 +1,9 @@
 // Non-absorbed MLA prefill: the latent gather, the row scatter and the attention kernel's dispatch
-// (the kernel itself: mla_prefill_kernel.cuh).
+// (the kernels themselves: mla_prefill_kernel.cuh, mma.sync; mla_prefill_wgmma.cuh, wgmma).
 #include "kernels/core/launch.hpp"
 #include "kernels/mla/mla_prefill.hpp"
 #include "kernels/mla/mla_prefill_kernel.cuh"
+#include "kernels/mla/mla_prefill_wgmma.cuh"
 
 #include <atomic>
 #include <stdexcept>
@@ -59,7 +60,21 @@ void launch(const Args& a, int num_tiles, cudaStream_t s) {
   mla_prefill_kernel<NOPE, ROPE, DV, WARPS><<<dim3(num_tiles, a.heads), WARPS * 32, S::kSmemBytes, s>>>(a);
 }
 
+void launch_wgmma(const Args& a, int num_tiles, cudaStream_t s) {
+  static std::atomic<std::uint64_t> done{0};
+  opt_in_smem(mla_prefill_wgmma_kernel, WgLayout::kSmemBytes, done);
+  mla_prefill_wgmma_kernel<<<dim3(num_tiles, a.heads), WgLayout::kThreads, WgLayout::kSmemBytes, s>>>(a);
+}
+
+// TROUPE_MLA_PREFILL_WGMMA=1 (or mla_prefill_use_wgmma): DeepSeek's dims in 128-row tiles on the wgmma kernel.
+std::atomic<bool>& wgmma_on() {
+  static std::atomic<bool> on{env_is("TROUPE_MLA_PREFILL_WGMMA", "1")};
+  return on;
+}
+
 }  // namespace
+
+void mla_prefill_use_wgmma(bool on) { wgmma_on().store(on); }
 
 bool mla_prefill_supported(int nope, int rope, int v) {
   return (nope == 128 && rope == 64 && v == 128) || (nope == 64 && rope == 32 && v == 64) ||
@@ -98,7 +113,8 @@ void mla_prefill_attention(const bf16* q, const MlaPrefillDims& d, const bf16* k
   a.out = out;
   a.heads = d.heads;
   const bool wide = tile_q == 128;
-  if (d.nope == 128) wide ? launch<128, 64, 128, 8>(a, num_tiles, s) : launch<128, 64, 128, 4>(a, num_tiles, s);
+  if (wide && d.nope == 128 && d.rope == 64 && d.v == 128 && wgmma_on().load()) launch_wgmma(a, num_tiles, s);
+  else if (d.nope == 128) wide ? launch<128, 64, 128, 8>(a, num_tiles, s) : launch<128, 64, 128, 4>(a, num_tiles, s);
   else if (d.nope == 64) wide ? launch<64, 32, 64, 8>(a, num_tiles, s) : launch<64, 32, 64, 4>(a, num_tiles, s);
   else wide ? launch<32, 16, 32, 8>(a, num_tiles, s) : launch<32, 16, 32, 4>(a, num_tiles, s);
   check_launch("mla_prefill_attention");

@@ -115,6 +115,27 @@ __device__ __forceinline__ void load_q(const Args& p, int t_a, int t_b, int h, b
   }
 }
 
+// Scores of one key tile (keys k0 .. k0 + 63 relative to k_lo, in the m16n8 accumulator layout, c = lane % 4) into
+// the exp2 domain; keys past a row's limit at -inf.
+__device__ __forceinline__ void scale_and_mask(float (&s)[kKeys / 8][4], int c, int k0, int min_lim, int lim_a,
+                                               int lim_b, float scale_log2) {
+  if (k0 + kKeys - 1 <= min_lim) {  // below every row's diagonal, inside the segment: no mask
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s[n][j] *= scale_log2;
+    return;
+  }
+#pragma unroll
+  for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int key = k0 + n * 8 + 2 * c + j;
+      s[n][j] = key <= lim_a ? s[n][j] * scale_log2 : -INFINITY;
+      s[n][2 + j] = key <= lim_b ? s[n][2 + j] * scale_log2 : -INFINITY;
+    }
+}
+
 // S = Q K^T of one staged key tile (keys k0 .. k0 + 63 relative to k_lo), scaled into the exp2 domain; keys past
 // a row's limit at -inf.
 template <int QK, int KS>
@@ -135,21 +156,7 @@ __device__ __forceinline__ void tile_scores(const bf16* ks, const std::uint32_t 
       mma16816(s[2 * n2], qf[kk], b[0], b[1]);
       mma16816(s[2 * n2 + 1], qf[kk], b[2], b[3]);
     }
-  if (k0 + kKeys - 1 <= min_lim) {  // below every row's diagonal, inside the segment: no mask
-#pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) s[n][j] *= scale_log2;
-    return;
-  }
-#pragma unroll
-  for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int key = k0 + n * 8 + 2 * c + j;
-      s[n][j] = key <= lim_a ? s[n][j] * scale_log2 : -INFINITY;
-      s[n][2 + j] = key <= lim_b ? s[n][2 + j] * scale_log2 : -INFINITY;
-    }
+  scale_and_mask(s, c, k0, min_lim, lim_a, lim_b, scale_log2);
 }
 
 // O += P V over one staged tile. V fragments through ldmatrix.trans: lane l addresses key 16 kk + l % 16, d chunk

@@ -172,3 +172,15 @@ KERNEL_TEST(mla_prefill_tiny_dims) {
   run_prefill("64/32/64 lat128 h4 bs16 tiles of 128, pieces of 50", {64, 32, 64, 128, 4, 16, 50, 0.2f, mix, 128}, 25);
   run_prefill("32/16/32 lat96 h4 bs16 tiles of 128", {32, 16, 32, 96, 4, 16, 1 << 20, 0.3f, mix, 128}, 26);
 }
+
+// The wgmma kernel (DeepSeek's dims, 128-row tiles) on the scenarios of the mma.sync one.
+KERNEL_TEST(mla_prefill_wgmma) {
+  const std::vector<ChunkSpec> mix = {{300, 300}, {1, 0}, {1000, 200}, {77, 77}, {50, 0}, {129, 65}, {64, 64}};
+  tk::mla_prefill_use_wgmma(true);
+  run_prefill("wgmma 128/64/128 lat512 h4 bs16 tiles of 128", {128, 64, 128, 512, 4, 16, 1 << 20, 0.12f, mix, 128}, 31);
+  run_prefill("wgmma 128/64/128 lat512 h4 bs64 tiles of 128, pieces of 300",
+              {128, 64, 128, 512, 4, 64, 300, 0.12f, mix, 128}, 32);
+  run_prefill("wgmma 128/64/128 lat512 h2 bs64 tiles of 128, pieces of 100, peaky",
+              {128, 64, 128, 512, 2, 64, 100, 0.3f, {{700, 700}, {5, 5}, {3, 0}, {190, 1}}, 128}, 33);
+  tk::mla_prefill_use_wgmma(false);
+}
