@@ -136,6 +136,7 @@ __global__ void __launch_bounds__(WgLayout::kThreads, 1) mla_prefill_wgmma_kerne
                                  detail::sw128_desc(ks + (kk / 4) * L::kKAtom + (kk % 4) * 32), 1);
     detail::wgmma_commit();
     detail::wgmma_wait<0>();
+    detail::wgmma_fence_operands(s);
     scale_and_mask(s, c, it * kKeys, min_lim, lim_a, lim_b, p.scale_log2);
     std::uint32_t pf[kKeys / 16][4];
     st.update(s, pf);
@@ -145,6 +146,7 @@ __global__ void __launch_bounds__(WgLayout::kThreads, 1) mla_prefill_wgmma_kerne
     for (int kk = 0; kk < kKeys / 16; ++kk) detail::wgmma_m64n128k16_rs(st.o, pf[kk], detail::sw128_desc(vt + kk * 32));
     detail::wgmma_commit();
     detail::wgmma_wait<0>();
+    detail::wgmma_fence_operands(st.o);
     if (more) wg_store_vt(vn, v_stage((it + 1) & 1));  // last read in the previous tile, before this one's barrier
     __syncthreads();  // this tile's K stage is refilled by the next iteration's prefetch
   }
