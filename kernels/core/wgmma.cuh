@@ -16,10 +16,12 @@
 
 namespace troupe::kernels::detail {
 
-// Byte offset of element (row r, column k < 64) of a K-major 128-byte-swizzled atom.
-__device__ __forceinline__ std::uint32_t sw128_offset(int r, int k) {
-  return std::uint32_t(r) * 128u + (std::uint32_t(((k >> 3) ^ (r & 7))) << 4) + std::uint32_t(k & 7) * 2u;
+// Byte offset of the 16-byte chunk ch < 8 of row r of a K-major 128-byte-swizzled atom.
+__device__ __forceinline__ std::uint32_t sw128_chunk(int r, int ch) {
+  return std::uint32_t(r) * 128u + (std::uint32_t(ch ^ (r & 7)) << 4);
 }
+// Byte offset of bf16 element (row r, column k < 64) of such an atom.
+__device__ __forceinline__ std::uint32_t sw128_offset(int r, int k) { return sw128_chunk(r, k >> 3) + (k & 7) * 2u; }
 
 // The descriptor of a K-major 128-byte-swizzled operand whose first row (of a k16 step) is at `smem`.
 __device__ __forceinline__ std::uint64_t sw128_desc(const void* smem) {
@@ -91,6 +93,33 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[16][4], const std
       "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
       "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1)
+      : "memory");
+}
+
+// FP8: D[64 x 128] (+)= A[64 x 32] B[128 x 32]^T, e4m3 both, K-major in shared memory (the only FP8 layout).
+__device__ __forceinline__ void wgmma_m64n128k32_e4m3_ss(float (&d)[16][4], std::uint64_t da, std::uint64_t db,
+                                                         int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
+      "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+      "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+      "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
+      "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+      "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+      "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+      "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+      "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
+      "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+      "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+      "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+      "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
+      "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "l"(da), "l"(db), "r"(scale_d)
       : "memory");
 }
 

@@ -11,8 +11,12 @@
 #include "kernels/moe/moe_lt_kernels.cuh"
 #include "kernels/moe/lt_lanes.hpp"
 #include "kernels/moe/moe_lt_plan.hpp"
+#include "kernels/moe/moe_wgmma.cuh"
 
 #include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -97,6 +101,44 @@ void fp8_step(Chunk& c, const fp8* a, int K, const fp8* wt, int N, const float* 
   lanes.run(c.gemm, c.s, calls);
 }
 
+// TROUPE_MOE_LT_WGMMA=1 (or moe_lt_use_wgmma): the FP8 experts' GEMMs as one grouped wgmma launch
+// (moe_wgmma.cuh) where N is a multiple of 256, instead of the per-expert cuBLASLt calls. Off by default: new.
+std::atomic<bool>& wgmma_on() {
+  static std::atomic<bool> on{env_is("TROUPE_MOE_LT_WGMMA", "1")};
+  return on;
+}
+
+// The grouped kernel's tile list on the device: one buffer per device, grown when a chunk needs more.
+GmTile* device_tiles(const std::vector<GmTile>& tiles, cudaStream_t s) {
+  static std::mutex mu;
+  static auto* bufs = new std::map<int, std::pair<GmTile*, std::size_t>>();  // kept for the process
+  int dev = 0;
+  lt_check(cudaGetDevice(&dev), "device");
+  std::lock_guard<std::mutex> lock(mu);
+  auto& [buf, cap] = (*bufs)[dev];
+  if (cap < tiles.size()) {
+    if (buf) lt_check(cudaFree(buf), "free tiles");  // lt chunks sync their stream: no launch still reads it
+    cap = std::max(tiles.size(), std::size_t(1024));
+    lt_check(cudaMalloc(&buf, cap * sizeof(GmTile)), "tiles");
+  }
+  // From pageable memory: the copy is staged before the call returns, so `tiles` may go right after.
+  lt_check(cudaMemcpyAsync(buf, tiles.data(), tiles.size() * sizeof(GmTile), cudaMemcpyHostToDevice, s), "tiles");
+  return buf;
+}
+
+// C = A W^T for every used expert in one launch (moe_wgmma.cuh); w_scale unpadded ([E][N/128][K/128]).
+void grouped_step(Chunk& c, const fp8* a, int K, const fp8* wt, int N, const float* w_scale, bf16* out) {
+  std::vector<GmTile> tiles;
+  for (int e = 0; e < c.E; ++e)
+    for (int r = c.seg(e); r < c.seg(e) + c.seg_rows(e); r += kGmBM) tiles.push_back({e, r});
+  if (tiles.empty()) return;
+  GmArgs g{a, K, c.As, c.d_off, wt, w_scale, out, N, device_tiles(tiles, c.s), N, K};
+  static std::atomic<std::uint64_t> done{0};
+  opt_in_smem(moe_fp8_wgmma_kernel, kGmSmem, done);
+  moe_fp8_wgmma_kernel<<<dim3(N / kGmBN, unsigned(tiles.size())), kGmThreads, kGmSmem, c.s>>>(g);
+  lt_check(cudaGetLastError(), "grouped wgmma launch");
+}
+
 void run_fp8(Chunk& c, const bf16* x, const float* wts, float* out) {
   const int E = c.E, H = c.H, I = c.I, hb = H / 128, ib = I / 128, rows = c.rows();
   const float* s13 = padded_scales(c.w.w13_scale, std::size_t(E) * 2 * ib, hb, c.s13, c.s);
@@ -108,13 +150,20 @@ void run_fp8(Chunk& c, const bf16* x, const float* wts, float* out) {
     lt_quant_kernel<false, 4><<<rows, kLtQuantThreads, 0, c.s>>>(x, c.perm, c.top_k, c.d_off, E, H, q, c.As);
   else
     lt_quant_kernel<false, 1><<<rows, kLtQuantThreads, 0, c.s>>>(x, c.perm, c.top_k, c.d_off, E, H, q, c.As);
-  fp8_step(c, q, H, static_cast<const fp8*>(c.w.w13), 2 * I, s13, gu);
+  const bool grouped13 = wgmma_on() && (2 * I) % kGmBN == 0, grouped2 = wgmma_on() && H % kGmBN == 0;
+  if (grouped13)
+    grouped_step(c, q, H, static_cast<const fp8*>(c.w.w13), 2 * I, c.w.w13_scale, gu);
+  else
+    fp8_step(c, q, H, static_cast<const fp8*>(c.w.w13), 2 * I, s13, gu);
   if (ib > 16)
     lt_quant_kernel<true, 4><<<rows, kLtQuantThreads, 0, c.s>>>(gu, c.perm, c.top_k, c.d_off, E, I, q, c.As);
   else
     lt_quant_kernel<true, 1><<<rows, kLtQuantThreads, 0, c.s>>>(gu, c.perm, c.top_k, c.d_off, E, I, q, c.As);
   bf16* y = gu;  // gate|up is dead once h is quantized
-  fp8_step(c, q, I, static_cast<const fp8*>(c.w.w2), H, s2, y);
+  if (grouped2)
+    grouped_step(c, q, I, static_cast<const fp8*>(c.w.w2), H, c.w.w2_scale, y);
+  else
+    fp8_step(c, q, I, static_cast<const fp8*>(c.w.w2), H, s2, y);
   lt_combine_kernel<bf16><<<c.n, 256, 0, c.s>>>(y, c.inv, wts, c.top_k, H, out);
 }
 
@@ -185,6 +234,8 @@ void lt_chunk(Gemm& gemm, const bf16* x, int n, const std::int32_t* ids, const f
 }
 
 }  // namespace
+
+void moe_lt_use_wgmma(bool on) { wgmma_on().store(on); }
 
 std::size_t moe_lt_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) {
   if (max_tokens <= 0 || top_k <= 0 || !shapes_fit(w)) return 0;

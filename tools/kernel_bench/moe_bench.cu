@@ -75,6 +75,14 @@ void experts_case(Bench& bench, const Shape& sh, int n) {
                troupe::kernels::moe_experts_lt(gemm, x.as<__nv_bfloat16>(), n, d_ids.as<std::int32_t>(),
                                                d_w.as<float>(), sh.K, w, ws.as<void>(), out.as<float>(), s);
              });
+  if (!sh.fp8) return;
+  troupe::kernels::moe_lt_use_wgmma(true);  // the grouped wgmma GEMMs (moe_wgmma.cuh) on the same batch
+  bench.time("moe_experts_lt fp8 (wgmma)", shape, bytes, flops, n >= 1024 ? Peak::fp8 : Peak::memory,
+             [&](cudaStream_t s) {
+               troupe::kernels::moe_experts_lt(gemm, x.as<__nv_bfloat16>(), n, d_ids.as<std::int32_t>(),
+                                               d_w.as<float>(), sh.K, w, ws.as<void>(), out.as<float>(), s);
+             });
+  troupe::kernels::moe_lt_use_wgmma(false);
 }
 
 void route_case(Bench& bench, int n) {
