@@ -66,15 +66,15 @@ void launch_wgmma(const Args& a, int num_tiles, cudaStream_t s) {
   mla_prefill_wgmma_kernel<<<dim3(num_tiles, a.heads), WgLayout::kThreads, WgLayout::kSmemBytes, s>>>(a);
 }
 
-// TROUPE_MLA_PREFILL_WGMMA=1 (or mla_prefill_use_wgmma): DeepSeek's dims in 128-row tiles on the wgmma kernel.
+// DeepSeek's dims in 128-row tiles on the wgmma kernel unless TROUPE_MLA_PREFILL_WGMMA=0 (or mla_prefill_use_wgmma).
 std::atomic<bool>& wgmma_on() {
-  static std::atomic<bool> on{env_is("TROUPE_MLA_PREFILL_WGMMA", "1")};
+  static std::atomic<bool> on{!env_is("TROUPE_MLA_PREFILL_WGMMA", "0")};
   return on;
 }
 
 }  // namespace
 
-void mla_prefill_use_wgmma(bool on) { wgmma_on().store(on); }
+bool mla_prefill_use_wgmma(bool on) { return wgmma_on().exchange(on); }
 
 bool mla_prefill_supported(int nope, int rope, int v) {
   return (nope == 128 && rope == 64 && v == 128) || (nope == 64 && rope == 32 && v == 64) ||

@@ -48,8 +48,8 @@ void mla_prefill_attention(const __nv_bfloat16* q, const MlaPrefillDims& d, cons
                            int num_tiles, int tile_q, float scale, float* lse, __nv_bfloat16* out, cudaStream_t s);
 
 // Whether DeepSeek's dims (128 / 64 / 128) in 128-row tiles run on the wgmma kernel (mla_prefill_wgmma.cuh)
-// instead of the mma.sync one; the default comes from TROUPE_MLA_PREFILL_WGMMA=1 (off otherwise: not yet measured).
-void mla_prefill_use_wgmma(bool on);
+// instead of the mma.sync one: on unless TROUPE_MLA_PREFILL_WGMMA=0. Returns the previous setting.
+bool mla_prefill_use_wgmma(bool on);
 
 // dst[idx[i]] = src[i] for i < n, rows of `cols` bf16 (the absorbed rows of a mixed step back into place).
 void scatter_rows_bf16(const __nv_bfloat16* src, const std::int32_t* idx, int n, int cols, __nv_bfloat16* dst,

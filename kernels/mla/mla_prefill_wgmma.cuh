@@ -26,6 +26,7 @@ struct WgLayout {
   static constexpr int kK0 = kQBytes, kV0 = kK0 + 2 * kKStage, kBytes = kV0 + 2 * kVStage;
   static constexpr int kSmemBytes = kBytes + 1024;  // room to align the base to 1024
   static constexpr int kVLoads = kKeys * (kDV / 8) / kThreads;  // 16-byte V pieces per thread and tile
+  static_assert(kVLoads == 4 && kKeys == 64 && kDV == 128, "wg_load_v / wg_store_vt: 4 keys x 8 dims a thread");
 };
 
 // Q rows of the tile (zeros past rows_in) into the swizzled atoms.
@@ -54,28 +55,36 @@ __device__ __forceinline__ void wg_stage_k(const Args& p, const MlaPrefillSeg& s
   }
 }
 
-// The tile's V rows into registers: piece j of a thread is key (i % 64), dims 8 (i / 64) .. + 7, i = tid + 256 j.
+// The tile's V rows into registers: thread t holds keys 4 (t % 16) .. + 3, dims 8 (t / 16) .. + 7, one uint4 per key.
 __device__ __forceinline__ void wg_load_v(const Args& p, const MlaPrefillSeg& sg, int h, int k0, int n_keys,
                                           uint4 (&v)[WgLayout::kVLoads]) {
   using L = WgLayout;
+  const int ch = threadIdx.x / 16;
 #pragma unroll
   for (int j = 0; j < L::kVLoads; ++j) {
-    const int i = threadIdx.x + L::kThreads * j, r = i % kKeys, ch = i / kKeys, key = k0 + r;
+    const int key = k0 + 4 * (threadIdx.x % 16) + j;
     v[j] = key < n_keys ? *reinterpret_cast<const uint4*>(p.kv + (std::size_t(sg.buf0) + key) * p.kv_stride +
                                                           std::size_t(h) * (L::kNope + L::kDV) + L::kNope + ch * 8)
                         : make_uint4(0, 0, 0, 0);
   }
 }
 
-// ... and transposed into Vt: row d = dim, column = key.
+// ... and transposed into Vt (row = dim, column = key): per dim, the thread's 4 keys are 8 adjacent bytes, packed
+// from the 4 rows' halves by byte permutes: 8 stores of 8 bytes instead of 32 of 2.
 __device__ __forceinline__ void wg_store_vt(const uint4 (&v)[WgLayout::kVLoads], unsigned char* vt) {
-  using L = WgLayout;
+  const int q = threadIdx.x % 16, ch = threadIdx.x / 16;
+  const std::uint32_t* w0 = &v[0].x;
+  const std::uint32_t* w1 = &v[1].x;
+  const std::uint32_t* w2 = &v[2].x;
+  const std::uint32_t* w3 = &v[3].x;
 #pragma unroll
-  for (int j = 0; j < L::kVLoads; ++j) {
-    const int i = threadIdx.x + L::kThreads * j, r = i % kKeys, ch = i / kKeys;
-    const bf16* e = reinterpret_cast<const bf16*>(&v[j]);
+  for (int w = 0; w < 4; ++w) {  // word w of each key: dims 8 ch + 2 w (low half), + 1 (high half)
 #pragma unroll
-    for (int t = 0; t < 8; ++t) *reinterpret_cast<bf16*>(vt + detail::sw128_offset(ch * 8 + t, r)) = e[t];
+    for (int hi = 0; hi < 2; ++hi) {
+      const unsigned sel = hi ? 0x7632u : 0x5410u;
+      const uint2 keys = make_uint2(__byte_perm(w0[w], w1[w], sel), __byte_perm(w2[w], w3[w], sel));
+      *reinterpret_cast<uint2*>(vt + detail::sw128_offset(ch * 8 + 2 * w + hi, 4 * q)) = keys;
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include "kernels/moe/moe_lt.hpp"
 
 #include "kernels/core/launch.hpp"
+#include "kernels/core/tma.hpp"
 #include "kernels/gemm/gemm.hpp"
 #include "kernels/moe/moe_lt_kernels.cuh"
 #include "kernels/moe/lt_lanes.hpp"
@@ -132,10 +133,12 @@ void grouped_step(Chunk& c, const fp8* a, int K, const fp8* wt, int N, const flo
   for (int e = 0; e < c.E; ++e)
     for (int r = c.seg(e); r < c.seg(e) + c.seg_rows(e); r += kGmBM) tiles.push_back({e, r});
   if (tiles.empty()) return;
-  GmArgs g{a, K, c.As, c.d_off, wt, w_scale, out, N, device_tiles(tiles, c.s), N, K};
+  const CUtensorMap ta = tma_map_rows_sw128(a, std::uint64_t(c.rows()), std::uint64_t(K), std::uint64_t(K), kGmBM);
+  const CUtensorMap tb = tma_map_rows_sw128(wt, std::uint64_t(c.E) * N, std::uint64_t(K), std::uint64_t(K), kGmBN);
+  GmArgs g{c.As, c.d_off, w_scale, out, N, device_tiles(tiles, c.s), N, K};
   static std::atomic<std::uint64_t> done{0};
   opt_in_smem(moe_fp8_wgmma_kernel, kGmSmem, done);
-  moe_fp8_wgmma_kernel<<<dim3(N / kGmBN, unsigned(tiles.size())), kGmThreads, kGmSmem, c.s>>>(g);
+  moe_fp8_wgmma_kernel<<<dim3(N / kGmBN, unsigned(tiles.size())), kGmThreads, kGmSmem, c.s>>>(ta, tb, g);
   lt_check(cudaGetLastError(), "grouped wgmma launch");
 }
 

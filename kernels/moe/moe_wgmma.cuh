@@ -5,12 +5,13 @@
 // 128 x 128 block). Work items ("tiles", built on the host from the segment offsets): 64 rows of one expert; the
 // grid is (N / 256, tiles). Two warpgroups share the 64-row A tile, each computes 128 of the CTA's 256 columns.
 //
-//   per k block of 128 (one 128-byte swizzle atom row per A / B row; stages of 8 + 32 KB, kGmStages deep, cp.async):
+//   per k block of 128 (one 128-byte swizzle atom row per A / B row; stages of 8 + 32 KB, kGmStages deep, filled by
+//   the bulk tensor copy engine (tma.cuh) on one barrier per stage, kGmAhead blocks ahead):
 //     tmp (64 x 128, per warpgroup) = 4 wgmma m64n128k32 e4m3          (a fresh float32 sum per block)
 //     acc += tmp * a_scale[row][kb] * w_scale[n block][kb]             (DeepSeek's promotion, in registers)
 //
-// Rows past the segment's end read as zeros and are not written.
-#include "kernels/core/mma.cuh"
+// Rows past the segment's end are computed on whatever follows (other experts' rows, zeros past A) and not written.
+#include "kernels/core/tma.cuh"
 #include "kernels/core/wgmma.cuh"
 
 #include <cuda_bf16.h>
@@ -20,20 +21,19 @@
 
 namespace troupe::kernels::moe_detail {
 
-constexpr int kGmBM = 64, kGmBN = 256, kGmBK = 128, kGmStages = 4, kGmThreads = 256;
+// kGmAhead blocks are in flight while one is multiplied.
+constexpr int kGmBM = 64, kGmBN = 256, kGmBK = 128, kGmStages = 5, kGmAhead = 4, kGmThreads = 256;
 constexpr int kGmAStage = kGmBM * kGmBK, kGmBStage = kGmBN * kGmBK, kGmStage = kGmAStage + kGmBStage;
-constexpr int kGmSmem = kGmStages * kGmStage + 1024;  // + room to align the base to 1024
+constexpr int kGmSmem = kGmStages * kGmStage + 1024 + 64;  // + room to align the base to 1024, + the barriers
+static_assert(kGmStages >= kGmAhead + 1, "a stage is refilled only after the barrier that follows its wgmma");
 
 struct GmTile {
   std::int32_t expert, row0;  // rows [row0, min(row0 + 64, end of the expert's segment))
 };
 
 struct GmArgs {
-  const __nv_fp8_e4m3* a;  // [rows, K], row stride lda
-  int lda;
   const float* a_scale;         // at seg * KB + kb * m + (row - seg) (seg / m: the expert's segment start / rows)
   const std::int32_t* offsets;  // [E + 1] segment starts
-  const __nv_fp8_e4m3* w;       // [E][N][K]
   const float* w_scale;         // [E][N / 128][K / 128]
   __nv_bfloat16* c;             // [rows, N], row stride ldc
   int ldc;
@@ -41,67 +41,68 @@ struct GmArgs {
   int N, K;
 };
 
-__global__ void __launch_bounds__(kGmThreads, 1) moe_fp8_wgmma_kernel(GmArgs p) {
+// ta: A [rows][K] in boxes of 64 rows; tb: W as [E * N][K] in boxes of 256 rows (tma.hpp, 128-byte swizzle).
+// Rows of A past the segment are other experts' (or zeros): their outputs are not written.
+__global__ void __launch_bounds__(kGmThreads, 1)
+    moe_fp8_wgmma_kernel(const __grid_constant__ CUtensorMap ta, const __grid_constant__ CUtensorMap tb, GmArgs p) {
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) &
                                                          ~std::uintptr_t(1023));
+  auto* full = reinterpret_cast<std::uint64_t*>(smem + kGmStages * kGmStage);  // one per stage
   const GmTile t = p.tiles[blockIdx.y];
   const int n0 = blockIdx.x * kGmBN, KB = p.K / kGmBK;
   const int seg = p.offsets[t.expert], m = p.offsets[t.expert + 1] - seg, end = seg + m;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, wg = warp / 4, g = lane / 4, c = lane % 4;
-  const __nv_fp8_e4m3* wb = p.w + (std::size_t(t.expert) * p.N + n0) * p.K;
-  auto stage = [&](int s) { return smem + s * kGmStage; };
-  auto load = [&](int kb, int s) {  // A rows then B rows, 8 chunks of 16 bytes each
-    unsigned char* as = stage(s);
-    unsigned char* bs = as + kGmAStage;
-    for (int i = threadIdx.x; i < (kGmBM + kGmBN) * 8; i += kGmThreads) {
-      const int r = i / 8, ch = i % 8;
-      if (r < kGmBM) {
-        const int row = t.row0 + r;
-        const bool valid = row < end;
-        detail::cp_async16(as + detail::sw128_chunk(r, ch),
-                           p.a + std::size_t(valid ? row : t.row0) * p.lda + kb * kGmBK + ch * 16, valid);
-      } else {
-        const int rb = r - kGmBM;
-        detail::cp_async16(bs + detail::sw128_chunk(rb, ch), wb + std::size_t(rb) * p.K + kb * kGmBK + ch * 16, true);
-      }
-    }
+  auto stage = [&](int kb) { return smem + (kb % kGmStages) * kGmStage; };
+  auto load = [&](int kb) {  // one thread
+    unsigned char* st = stage(kb);
+    std::uint64_t* bar = full + kb % kGmStages;
+    detail::mbar_expect_tx(bar, kGmStage);
+    detail::tma_load_2d(st, &ta, kb * kGmBK, t.row0, bar);
+    detail::tma_load_2d(st + kGmAStage, &tb, kb * kGmBK, t.expert * p.N + n0, bar);
   };
-  for (int s = 0; s < kGmStages - 1; ++s) {  // one commit group per stage, empty ones included: uniform counting
-    if (s < KB) load(s, s);
-    detail::cp_async_commit();
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kGmStages; ++s) detail::mbar_init(full + s, 1);
+    detail::mbar_init_fence();
+    for (int kb = 0; kb < kGmAhead && kb < KB; ++kb) load(kb);
   }
+  __syncthreads();
   const int ra = t.row0 + (warp % 4) * 16 + g, rb = ra + 8;  // the thread's two rows (both warpgroups: same rows)
   const float* wsc = p.w_scale + (std::size_t(t.expert) * (p.N / 128) + n0 / 128 + wg) * KB;
-  float acc[16][4];
+  const float* asc = p.a_scale + std::size_t(seg) * KB;
+  // The scales of a block, loaded one block ahead (raw: multiplied when used, so nothing waits on them early).
+  const int ia = min(ra, end - 1) - seg, ib = min(rb, end - 1) - seg;
+  auto scales = [&](int kb, float& w, float& a, float& b) {
+    w = __ldg(wsc + kb), a = __ldg(asc + std::size_t(kb) * m + ia), b = __ldg(asc + std::size_t(kb) * m + ib);
+  };
+  float sw, sa, sb;
+  scales(0, sw, sa, sb);
+  float acc[16][4], sum[16][4];
 #pragma unroll
   for (int j = 0; j < 16; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
   for (int kb = 0; kb < KB; ++kb) {
-    detail::cp_async_wait<kGmStages - 2>();  // stage kb has landed
-    detail::fence_proxy_async();
-    __syncthreads();  // ... for every thread; and stage kb - 1, refilled next, is consumed by all
-    if (kb + kGmStages - 1 < KB) load(kb + kGmStages - 1, (kb + kGmStages - 1) % kGmStages);
-    detail::cp_async_commit();
-    const unsigned char* as = stage(kb % kGmStages);
+    if (kb > 0) __syncthreads();  // both warpgroups' wgmma on block kb - 1 is done: its stage is refilled next
+    if (threadIdx.x == 0 && kb + kGmAhead < KB) load(kb + kGmAhead);
+    detail::mbar_wait(full + kb % kGmStages, unsigned(kb / kGmStages) & 1u);  // block kb has landed
+    float nw = 0.f, na = 0.f, nb = 0.f;
+    if (kb + 1 < KB) scales(kb + 1, nw, na, nb);
+    const unsigned char* as = stage(kb);
     const unsigned char* bs = as + kGmAStage + wg * 128 * kGmBK;
-    float tmp[16][4];
-#pragma unroll
-    for (int j = 0; j < 16; ++j) tmp[j][0] = tmp[j][1] = tmp[j][2] = tmp[j][3] = 0.f;
     detail::wgmma_fence();
 #pragma unroll
-    for (int k4 = 0; k4 < kGmBK / 32; ++k4)
-      detail::wgmma_m64n128k32_e4m3_ss(tmp, detail::sw128_desc(as + k4 * 32), detail::sw128_desc(bs + k4 * 32), 1);
+    for (int k4 = 0; k4 < kGmBK / 32; ++k4)  // a fresh sum per block (scale_d 0 on the first)
+      detail::wgmma_m64n128k32_e4m3_ss(sum, detail::sw128_desc(as + k4 * 32), detail::sw128_desc(bs + k4 * 32),
+                                       k4 > 0);
     detail::wgmma_commit();
     detail::wgmma_wait<0>();
-    detail::wgmma_fence_operands(tmp);
-    const float sb = __ldg(wsc + kb);
-    const float sa = ra < end ? __ldg(p.a_scale + std::size_t(seg) * KB + std::size_t(kb) * m + (ra - seg)) * sb : 0.f;
-    const float sb2 = rb < end ? __ldg(p.a_scale + std::size_t(seg) * KB + std::size_t(kb) * m + (rb - seg)) * sb : 0.f;
+    detail::wgmma_fence_operands(sum);
+    const float fa = sa * sw, fb = sb * sw;  // rows past the segment: a valid row's scale, never written
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      acc[j][0] += tmp[j][0] * sa, acc[j][1] += tmp[j][1] * sa;
-      acc[j][2] += tmp[j][2] * sb2, acc[j][3] += tmp[j][3] * sb2;
+    for (int j = 0; j < 16; ++j) {  // DeepSeek's promotion
+      acc[j][0] += sum[j][0] * fa, acc[j][1] += sum[j][1] * fa;
+      acc[j][2] += sum[j][2] * fb, acc[j][3] += sum[j][3] * fb;
     }
+    sw = nw, sa = na, sb = nb;
   }
   __nv_bfloat16* out = p.c + n0 + wg * 128 + 2 * c;
 #pragma unroll

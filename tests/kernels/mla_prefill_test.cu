@@ -152,8 +152,10 @@ KERNEL_TEST(mla_prefill_plan_pieces) {
   check(ok, "plan_mla_prefill: segments and pieces");
 }
 
+// The mma.sync kernel; its 128-row tiles of DeepSeek's dims go to the wgmma one by default (mla_prefill_wgmma).
 KERNEL_TEST(mla_prefill_v3_dims) {
   const std::vector<ChunkSpec> mix = {{300, 300}, {1, 0}, {1000, 200}, {77, 77}, {50, 0}, {129, 65}, {64, 64}};
+  const bool was = tk::mla_prefill_use_wgmma(false);
   run_prefill("128/64/128 lat512 h4 bs64 one piece", {128, 64, 128, 512, 4, 64, 1 << 20, 0.12f, mix}, 11);
   run_prefill("128/64/128 lat512 h4 bs16 pieces of 256", {128, 64, 128, 512, 4, 16, 256, 0.12f, mix}, 12);
   run_prefill("128/64/128 lat512 h2 bs64 pieces of 100, peaky", {128, 64, 128, 512, 2, 64, 100, 0.3f,
@@ -161,6 +163,7 @@ KERNEL_TEST(mla_prefill_v3_dims) {
   run_prefill("128/64/128 lat512 h4 bs16 tiles of 128", {128, 64, 128, 512, 4, 16, 1 << 20, 0.12f, mix, 128}, 14);
   run_prefill("128/64/128 lat512 h4 bs64 tiles of 128, pieces of 300", {128, 64, 128, 512, 4, 64, 300, 0.12f, mix, 128},
               15);
+  tk::mla_prefill_use_wgmma(was);
 }
 
 KERNEL_TEST(mla_prefill_tiny_dims) {
@@ -176,11 +179,11 @@ KERNEL_TEST(mla_prefill_tiny_dims) {
 // The wgmma kernel (DeepSeek's dims, 128-row tiles) on the scenarios of the mma.sync one.
 KERNEL_TEST(mla_prefill_wgmma) {
   const std::vector<ChunkSpec> mix = {{300, 300}, {1, 0}, {1000, 200}, {77, 77}, {50, 0}, {129, 65}, {64, 64}};
-  tk::mla_prefill_use_wgmma(true);
+  const bool was = tk::mla_prefill_use_wgmma(true);
   run_prefill("wgmma 128/64/128 lat512 h4 bs16 tiles of 128", {128, 64, 128, 512, 4, 16, 1 << 20, 0.12f, mix, 128}, 31);
   run_prefill("wgmma 128/64/128 lat512 h4 bs64 tiles of 128, pieces of 300",
               {128, 64, 128, 512, 4, 64, 300, 0.12f, mix, 128}, 32);
   run_prefill("wgmma 128/64/128 lat512 h2 bs64 tiles of 128, pieces of 100, peaky",
               {128, 64, 128, 512, 2, 64, 100, 0.3f, {{700, 700}, {5, 5}, {3, 0}, {190, 1}}, 128}, 33);
-  tk::mla_prefill_use_wgmma(false);
+  tk::mla_prefill_use_wgmma(was);
 }

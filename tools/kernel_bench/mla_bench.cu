@@ -172,6 +172,7 @@ void prefill_case(Bench& bench, int heads, const std::vector<PrefillShape>& chun
     }
   });
   const auto& last = plan.pieces.back();
+  const bool was = tk::mla_prefill_use_wgmma(false);  // the mma.sync kernel first
   bench.time("mla_prefill_attention", hs, 0, attn_flops, Peak::bf16, [&](cudaStream_t s) {
     tk::mla_prefill_attention(q.as<__nv_bfloat16>(), dims, kv.as<__nv_bfloat16>(), kpe.as<__nv_bfloat16>(), segs,
                               d_tiles.as<std::int32_t>() + last.tile0, last.num_tiles, tile_q, float(scale),
@@ -184,8 +185,8 @@ void prefill_case(Bench& bench, int heads, const std::vector<PrefillShape>& chun
                                 d_tiles.as<std::int32_t>() + last.tile0, last.num_tiles, tile_q, float(scale),
                                 lse.as<float>(), out.as<__nv_bfloat16>(), s);
     });
-    tk::mla_prefill_use_wgmma(false);
   }
+  tk::mla_prefill_use_wgmma(was);
   if (tile_q != troupe::kernels::kMlaPrefillTileQ) return;  // the absorbed row once per shape
   Buffer ws(tk::mla_workspace_bytes(T, heads, kLat, b.max_seq_len, kBs));
   const double absorbed_flops = 2.0 * (kLat + kRope + kLat) * pairs * heads;
