@@ -14,9 +14,11 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
   static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
     void* p = nullptr;
     cudaDriverEntryPointQueryResult found{};
-    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &found);
+    const cudaError_t e =
+        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &found);
     if (e != cudaSuccess || found != cudaDriverEntryPointSuccess || !p)
-      throw std::runtime_error("tma: the driver has no cuTensorMapEncodeTiled (" + std::string(cudaGetErrorString(e)) + ")");
+      throw std::runtime_error("tma: the driver has no cuTensorMapEncodeTiled (" + std::string(cudaGetErrorString(e)) +
+                               ")");
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
   }();
   return fn;

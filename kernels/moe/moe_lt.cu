@@ -79,6 +79,7 @@ struct Chunk {
   float *s13, *s2;
   std::vector<std::int32_t> off;  // as grouped with kLtPad padding: off[e + 1] - off[e] == 0 iff no token
   int M = 0;                      // batched: rows of every expert; 0: per-expert segments off[e] ..
+  bool wgmma = false;             // FP8: the grouped wgmma GEMMs where N allows (lt_wgmma_pays)
   int rows() const { return M ? E * M : off[E]; }
   int seg(int e) const { return M ? e * M : off[e]; }
   int seg_rows(int e) const { return M ? M : off[e + 1] - off[e]; }
@@ -102,11 +103,15 @@ void fp8_step(Chunk& c, const fp8* a, int K, const fp8* wt, int N, const float* 
   lanes.run(c.gemm, c.s, calls);
 }
 
-// TROUPE_MOE_LT_WGMMA=1 (or moe_lt_use_wgmma): the FP8 experts' GEMMs as one grouped wgmma launch
-// (moe_wgmma.cuh) where N is a multiple of 256, instead of the per-expert cuBLASLt calls. Off by default: new.
-std::atomic<bool>& wgmma_on() {
-  static std::atomic<bool> on{env_is("TROUPE_MOE_LT_WGMMA", "1")};
-  return on;
+// The FP8 experts' GEMMs as one grouped wgmma launch (moe_wgmma.cuh, where N is a multiple of 256) or per expert on
+// cuBLASLt: lt_wgmma_pays's mode, from TROUPE_MOE_LT_WGMMA (0 never, 1 always; by rows per expert otherwise) or
+// moe_lt_use_wgmma.
+std::atomic<int>& wgmma_mode() {
+  static std::atomic<int> mode{[] {
+    const int v = env_int("TROUPE_MOE_LT_WGMMA", -1);
+    return v == 0 || v == 1 ? v : -1;
+  }()};
+  return mode;
 }
 
 // The grouped kernel's tile list on the device: one buffer per device, grown when a chunk needs more.
@@ -153,7 +158,7 @@ void run_fp8(Chunk& c, const bf16* x, const float* wts, float* out) {
     lt_quant_kernel<false, 4><<<rows, kLtQuantThreads, 0, c.s>>>(x, c.perm, c.top_k, c.d_off, E, H, q, c.As);
   else
     lt_quant_kernel<false, 1><<<rows, kLtQuantThreads, 0, c.s>>>(x, c.perm, c.top_k, c.d_off, E, H, q, c.As);
-  const bool grouped13 = wgmma_on() && (2 * I) % kGmBN == 0, grouped2 = wgmma_on() && H % kGmBN == 0;
+  const bool grouped13 = c.wgmma && (2 * I) % kGmBN == 0, grouped2 = c.wgmma && H % kGmBN == 0;
   if (grouped13)
     grouped_step(c, q, H, static_cast<const fp8*>(c.w.w13), 2 * I, c.w.w13_scale, gu);
   else
@@ -229,6 +234,7 @@ void lt_chunk(Gemm& gemm, const bf16* x, int n, const std::int32_t* ids, const f
     moe_experts(x, n, ids, wts, top_k, w, base, out, s);
     return;
   }
+  c.wgmma = lt_wgmma_pays(entries, used, wgmma_mode().load());
   if (w.fp8)
     run_fp8(c, x, wts, out);
   else
@@ -238,7 +244,7 @@ void lt_chunk(Gemm& gemm, const bf16* x, int n, const std::int32_t* ids, const f
 
 }  // namespace
 
-void moe_lt_use_wgmma(bool on) { wgmma_on().store(on); }
+int moe_lt_use_wgmma(int mode) { return wgmma_mode().exchange(mode < 0 ? -1 : mode > 0); }
 
 std::size_t moe_lt_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) {
   if (max_tokens <= 0 || top_k <= 0 || !shapes_fit(w)) return 0;

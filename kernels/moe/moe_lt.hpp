@@ -26,9 +26,10 @@ bool moe_lt_pays(int n, int top_k, const MoeWeights& w);
 // moe_lt_pays and the stream is not capturing a CUDA graph: moe_experts_auto's choice.
 bool moe_lt_takes(int n, int top_k, const MoeWeights& w, cudaStream_t s);
 
-// Whether FP8 experts' GEMMs (N a multiple of 256) run as one grouped wgmma launch (moe_wgmma.cuh) instead of one
-// cuBLASLt call per expert; the default comes from TROUPE_MOE_LT_WGMMA=1 (off otherwise: not yet measured).
-void moe_lt_use_wgmma(bool on);
+// Whether the FP8 experts' GEMMs (N a multiple of 256) run as one grouped wgmma launch (moe_wgmma.cuh) instead of
+// one cuBLASLt call per expert: mode 1 always, 0 never, -1 by rows per used expert (lt_wgmma_pays, the default;
+// TROUPE_MOE_LT_WGMMA=0 / 1 force it). Returns the previous mode.
+int moe_lt_use_wgmma(int mode);
 
 // moe_experts' contract (accumulates into out), through cuBLASLt. Syncs the stream once per 4096-token chunk.
 // workspace: moe_lt_workspace_bytes(n, top_k, w) at least.

@@ -36,6 +36,16 @@ inline bool lt_pays(long entries, long used, int H, int I, bool fp8, int min_row
   return !fp8 || 3.0 * H * I >= kLtFp8MinExpertBytes || 6.0 * H * I * rows >= kLtFp8MinExpertFlops;
 }
 
+// Whether an FP8 chunk's expert GEMMs run as one grouped wgmma launch (moe_wgmma.cuh) rather than one cuBLASLt call
+// per expert on the lanes: up to kLtWgmmaMaxRows rows per used expert (R1 at 8 / 16 / 32 rows: 2.95 / 3.20 / 3.23
+// against 3.44 / 3.58 / 3.60 ms; at 64 rows 4.42 against 3.71, at 128 6.67 against 5.43). mode: the switch
+// (TROUPE_MOE_LT_WGMMA), -1 by rows, 0 never, 1 always.
+constexpr int kLtWgmmaMaxRows = 32;
+inline bool lt_wgmma_pays(long entries, long used, int mode = -1) {
+  if (mode >= 0) return mode > 0;
+  return used > 0 && double(entries) / double(used) <= kLtWgmmaMaxRows;
+}
+
 inline std::size_t lt_align(std::size_t x) { return (x + 255) / 256 * 256; }
 inline int round4(int x) { return (x + 3) / 4 * 4; }
 

@@ -76,3 +76,13 @@ BOOST_AUTO_TEST_CASE(lt_pays_at_the_measured_crossovers) {
   BOOST_TEST(!lt_pays(256L * 8, 256, 7168, 2048, true, 16));  // TROUPE_MOE_LT_MIN_ROWS=16 overrides the floor
   BOOST_TEST(!lt_pays(0, 0, 7168, 2048, true));
 }
+
+BOOST_AUTO_TEST_CASE(lt_wgmma_pays_up_to_32_rows_per_expert) {
+  BOOST_TEST(lt_wgmma_pays(256L * 8, 256));    // R1, 256 tokens: 8 rows per expert
+  BOOST_TEST(lt_wgmma_pays(1024L * 8, 256));   // 32 rows: 3.23 against 3.60 ms
+  BOOST_TEST(!lt_wgmma_pays(2048L * 8, 256));  // 64 rows: 4.42 against 3.71 ms
+  BOOST_TEST(!lt_wgmma_pays(4096L * 8, 256));
+  BOOST_TEST(!lt_wgmma_pays(0, 0));
+  BOOST_TEST(lt_wgmma_pays(4096L * 8, 256, 1));  // TROUPE_MOE_LT_WGMMA=1 / =0 override
+  BOOST_TEST(!lt_wgmma_pays(256L * 8, 256, 0));
+}

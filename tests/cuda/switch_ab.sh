@@ -3,11 +3,13 @@
 # weights filled per tensor name, so every run holds the same weights) served once per variant: as shipped ("fast"),
 # with every fast path off ("plain": TROUPE_FUSE_QKV_A=0, q_a / kv_a as two GEMMs; TROUPE_SHARED_MERGE_TOKENS=0,
 # the shared expert as its own MLP; TROUPE_MOE_LT=0, the grouped expert kernels for prefill;
-# TROUPE_MLA_PREFILL_MIN=0, the absorbed MLA kernel for prefill; TROUPE_MLA_PREFILL_WGMMA=0, the mma.sync
-# non-absorbed kernel (wgmma by default); TROUPE_MOE_GEMV_TOKENS=0, the tiled expert
+# TROUPE_MLA_PREFILL_MIN=0, the absorbed MLA kernel for prefill; TROUPE_MOE_GEMV_TOKENS=0, the tiled expert
 # kernels for single-token decode; TROUPE_GEMV_TOKENS=0, the GEMMs for decode projections; TROUPE_MLA_ABSORB=0, the
 # batched W_UK / W_UV GEMMs with their own q_pe and split-merge launches), and with each one off alone (the
-# decode-only paths change no prompt row). The tiny FP8
+# decode-only paths change no prompt row). Two more switch a choice inside a fast path: "no_mla_wgmma"
+# (TROUPE_MLA_PREFILL_WGMMA=0), the non-absorbed MLA prefill on mma.sync instead of wgmma; "moe_wgmma"
+# (TROUPE_MOE_LT_WGMMA=1), the grouped wgmma expert GEMMs at any rows per expert (the prompt below has ~34, where
+# the default is one cuBLASLt GEMM per expert). The tiny FP8
 # checkpoints of troupe_cuda_check are too narrow for these paths (they need 128-multiple widths), so this is
 # their check. Same request to all: a ~1100-token prompt (the non-absorbed MLA prefill and, at ~34 rows per used
 # expert, the cuBLASLt MoE path) with prompt_logprobs, then greedy decode steps at batch 1 (fused q_a|kv_a, the
@@ -45,7 +47,7 @@ off+=" TROUPE_MOE_GEMV_TOKENS=0 TROUPE_GEMV_TOKENS=0 TROUPE_MLA_ABSORB=0"  # one
 variants=("fast||" "plain|$off|" "chunked|$off|--max-num-batched-tokens 256" "chunked32|$off|--max-num-batched-tokens 32"
           "reorder|TROUPE_MLA_PREFILL_PIECE=512 TROUPE_MLA_PREFILL_TILE=64|"
           "no_fuse|TROUPE_FUSE_QKV_A=0|" "no_merge|TROUPE_SHARED_MERGE_TOKENS=0|" "no_lt|TROUPE_MOE_LT=0|"
-          "no_mla_prefill|TROUPE_MLA_PREFILL_MIN=0|" "no_mla_wgmma|TROUPE_MLA_PREFILL_WGMMA=0|" "no_gemv|TROUPE_MOE_GEMV_TOKENS=0|"
+          "no_mla_prefill|TROUPE_MLA_PREFILL_MIN=0|" "no_mla_wgmma|TROUPE_MLA_PREFILL_WGMMA=0|" "moe_wgmma|TROUPE_MOE_LT_WGMMA=1|" "no_gemv|TROUPE_MOE_GEMV_TOKENS=0|"
           "no_dense_gemv|TROUPE_GEMV_TOKENS=0|" "no_mla_absorb|TROUPE_MLA_ABSORB=0|")
 for v in "${variants[@]}"; do
   IFS='|' read -r name envs flags <<< "$v"
@@ -67,5 +69,5 @@ done
 # or a misplaced expert moves logprobs by whole units, and top-1 ids at random over 129k).
 factor=$([[ $dtype == bf16 ]] && echo 1.5 || echo 3)
 echo "== R1, 4 layers, $dtype dummy weights"
-python3 "$here/switch_ab.py" "$OUT" "$dtype" plain chunked:plain,chunked32:plain,reorder:fast "$factor" fast no_fuse no_merge no_lt no_mla_prefill no_mla_wgmma \
+python3 "$here/switch_ab.py" "$OUT" "$dtype" plain chunked:plain,chunked32:plain,reorder:fast "$factor" fast no_fuse no_merge no_lt no_mla_prefill no_mla_wgmma moe_wgmma \
   no_gemv no_dense_gemv no_mla_absorb

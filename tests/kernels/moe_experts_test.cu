@@ -320,14 +320,15 @@ KERNEL_TEST(moe_experts_auto_crossover) {
   run_experts("auto fp8 tiny n=2000", {12, 3, 256, 64, true}, 2000, pick(2000, 3, 12, -1, 93), 93, Path::automatic);
 }
 
-// The grouped wgmma GEMMs of the FP8 path (N multiples of 256; hidden 640 keeps its down GEMM on cuBLASLt).
+// The grouped wgmma GEMMs of the FP8 path, forced on (N multiples of 256; hidden 640 keeps its down GEMM on
+// cuBLASLt). By default they take chunks of up to 32 rows per used expert (lt_wgmma_pays).
 KERNEL_TEST(moe_experts_lt_wgmma) {
-  troupe::kernels::moe_lt_use_wgmma(true);
+  const int was = troupe::kernels::moe_lt_use_wgmma(1);
   run_experts("lt wgmma fp8 n=600", {8, 3, 512, 256, true}, 600, pick(600, 3, 7, -1, 101), 101, Path::lt);
   run_experts("lt wgmma fp8 skewed, hidden 640", {12, 2, 640, 256, true}, 333, pick(333, 2, 4, 4, 102), 102, Path::lt);
   run_experts("lt wgmma fp8 R1 TP8 widths n=128", {16, 8, 7168, 256, true}, 128, pick(128, 8, 16, -1, 103), 103,
               Path::lt);
   run_experts("lt wgmma fp8 n=4500 (two chunks), hidden 512", {4, 2, 512, 256, true}, 4500,
               pick(4500, 2, 4, -1, 104), 104, Path::lt);
-  troupe::kernels::moe_lt_use_wgmma(false);
+  troupe::kernels::moe_lt_use_wgmma(was);
 }

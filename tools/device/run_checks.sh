@@ -6,7 +6,7 @@
 # prompts of 1000 in / 100 out, issue 7's comparison with vLLM), conc (V2-Lite dummy, 1000 in / 1000 out at
 # --max-concurrency 1, 16 and 64), smoke (R1 / V2-Lite layer timings), ab (tests/cuda/switch_ab.sh: the fast
 # paths against the plain ones on R1 cut to 4 layers, FP8 and bf16), wgmma (the wgmma kernels: tests, bench rows,
-# R1 prefill layer with and without them), all.
+# R1 prefill layer with them forced off / on), all.
 # Logs land in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,13 +33,14 @@ if has kernels; then
   troupe_kernel_test > "$OUT/kernel_test.log" 2>&1; echo "kernel tests rc=$?"; tail -3 "$OUT/kernel_test.log"
   troupe_kernel_bench > "$OUT/kernel_bench.log" 2>&1; echo "kernel bench rc=$?"
 fi
-if has wgmma; then  # the wgmma kernels of branch wgmma-mla-prefill against their tests, then timed against the old paths
+if has wgmma; then  # the wgmma kernels' tests, bench rows, and the R1 prefill layer with each forced off / on
   troupe_kernel_test wgmma 2>&1 | tail -4
   troupe_kernel_bench mla_prefill 2>&1 | grep -E "attention"
   troupe_kernel_bench moe 2>&1 | grep -E "R1 fp8 \(256"
   d=$(model_dir r1)
-  for v in 1 0 1 0; do echo "wgmma $v: $(TROUPE_MLA_PREFILL_WGMMA=$v TROUPE_MOE_LT_WGMMA=$v \
-    TROUPE_SMOKE_ROWS="prefill 4096" troupe_cuda_check --smoke "$d" 4 5 2>&1 | grep -E "^ +prefill")"; done
+  for v in "1 -1" "0 -1" "1 1" "1 -1" "0 -1" "1 1"; do set -- $v; echo "mla wgmma $1, moe wgmma $2: $(\
+    TROUPE_MLA_PREFILL_WGMMA=$1 TROUPE_MOE_LT_WGMMA=$2 TROUPE_SMOKE_ROWS="prefill 4096" \
+    troupe_cuda_check --smoke "$d" 4 5 2>&1 | grep -E "^ +prefill")"; done
 fi
 if has check; then
   timeout 120 troupe_cuda_check --root . > "$OUT/check.log" 2>&1; echo "check rc=$?"

@@ -70,19 +70,18 @@ void experts_case(Bench& bench, const Shape& sh, int n) {
   // The cuBLASLt path (moe_lt.hpp) where it has at least 8 rows per used expert; its time includes the host sync.
   if (troupe::kernels::moe_lt_workspace_bytes(n, sh.K, w) == 0 || ids.size() < 8 * used.size()) return;
   troupe::kernels::Gemm gemm;
-  bench.time(sh.fp8 ? "moe_experts_lt fp8" : "moe_experts_lt bf16", shape, bytes, flops,
-             n >= 1024 ? (sh.fp8 ? Peak::fp8 : Peak::bf16) : Peak::memory, [&](cudaStream_t s) {
-               troupe::kernels::moe_experts_lt(gemm, x.as<__nv_bfloat16>(), n, d_ids.as<std::int32_t>(),
-                                               d_w.as<float>(), sh.K, w, ws.as<void>(), out.as<float>(), s);
-             });
-  if (!sh.fp8) return;
-  troupe::kernels::moe_lt_use_wgmma(true);  // the grouped wgmma GEMMs (moe_wgmma.cuh) on the same batch
-  bench.time("moe_experts_lt fp8 (wgmma)", shape, bytes, flops, n >= 1024 ? Peak::fp8 : Peak::memory,
-             [&](cudaStream_t s) {
-               troupe::kernels::moe_experts_lt(gemm, x.as<__nv_bfloat16>(), n, d_ids.as<std::int32_t>(),
-                                               d_w.as<float>(), sh.K, w, ws.as<void>(), out.as<float>(), s);
-             });
-  troupe::kernels::moe_lt_use_wgmma(false);
+  auto lt = [&](const char* name, int wgmma_mode) {  // wgmma_mode: moe_lt_use_wgmma's
+    const int was = troupe::kernels::moe_lt_use_wgmma(wgmma_mode);
+    bench.time(name, shape, bytes, flops, n >= 1024 ? (sh.fp8 ? Peak::fp8 : Peak::bf16) : Peak::memory,
+               [&](cudaStream_t s) {
+                 troupe::kernels::moe_experts_lt(gemm, x.as<__nv_bfloat16>(), n, d_ids.as<std::int32_t>(),
+                                                 d_w.as<float>(), sh.K, w, ws.as<void>(), out.as<float>(), s);
+               });
+    troupe::kernels::moe_lt_use_wgmma(was);
+  };
+  if (!sh.fp8) return lt("moe_experts_lt bf16", -1);
+  lt("moe_experts_lt fp8", 0);           // one cuBLASLt GEMM per expert on the lanes
+  lt("moe_experts_lt fp8 (wgmma)", 1);   // the grouped wgmma GEMMs (moe_wgmma.cuh) on the same batch
 }
 
 void route_case(Bench& bench, int n) {
