@@ -16,8 +16,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <map>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -79,7 +77,9 @@ struct Chunk {
   float *s13, *s2;
   std::vector<std::int32_t> off;  // as grouped with kLtPad padding: off[e + 1] - off[e] == 0 iff no token
   int M = 0;                      // batched: rows of every expert; 0: per-expert segments off[e] ..
-  bool wgmma = false;             // FP8: the grouped wgmma GEMMs where N allows (lt_wgmma_pays)
+  bool wgmma = false;             // FP8: the grouped wgmma GEMMs where N allows (lt_wgmma_pays) ...
+  GmTile* tiles;                  // ... and their work items, max_tiles at most (LtLayout)
+  std::size_t max_tiles;
   int rows() const { return M ? E * M : off[E]; }
   int seg(int e) const { return M ? e * M : off[e]; }
   int seg_rows(int e) const { return M ? M : off[e + 1] - off[e]; }
@@ -106,6 +106,7 @@ void fp8_step(Chunk& c, const fp8* a, int K, const fp8* wt, int N, const float* 
 // The FP8 experts' GEMMs as one grouped wgmma launch (moe_wgmma.cuh, where N is a multiple of 256) or per expert on
 // cuBLASLt: lt_wgmma_pays's mode, from TROUPE_MOE_LT_WGMMA (0 never, 1 always; by rows per expert otherwise) or
 // moe_lt_use_wgmma.
+static_assert(kGmBM == kLtWgmmaTileRows && sizeof(GmTile) == kLtWgmmaTileBytes, "moe_lt_plan.hpp sizes the tiles");
 std::atomic<int>& wgmma_mode() {
   static std::atomic<int> mode{[] {
     const int v = env_int("TROUPE_MOE_LT_WGMMA", -1);
@@ -114,33 +115,19 @@ std::atomic<int>& wgmma_mode() {
   return mode;
 }
 
-// The grouped kernel's tile list on the device: one buffer per device, grown when a chunk needs more.
-GmTile* device_tiles(const std::vector<GmTile>& tiles, cudaStream_t s) {
-  static std::mutex mu;
-  static auto* bufs = new std::map<int, std::pair<GmTile*, std::size_t>>();  // kept for the process
-  int dev = 0;
-  lt_check(cudaGetDevice(&dev), "device");
-  std::lock_guard<std::mutex> lock(mu);
-  auto& [buf, cap] = (*bufs)[dev];
-  if (cap < tiles.size()) {
-    if (buf) lt_check(cudaFree(buf), "free tiles");  // lt chunks sync their stream: no launch still reads it
-    cap = std::max(tiles.size(), std::size_t(1024));
-    lt_check(cudaMalloc(&buf, cap * sizeof(GmTile)), "tiles");
-  }
-  // From pageable memory: the copy is staged before the call returns, so `tiles` may go right after.
-  lt_check(cudaMemcpyAsync(buf, tiles.data(), tiles.size() * sizeof(GmTile), cudaMemcpyHostToDevice, s), "tiles");
-  return buf;
-}
-
 // C = A W^T for every used expert in one launch (moe_wgmma.cuh); w_scale unpadded ([E][N/128][K/128]).
 void grouped_step(Chunk& c, const fp8* a, int K, const fp8* wt, int N, const float* w_scale, bf16* out) {
   std::vector<GmTile> tiles;
   for (int e = 0; e < c.E; ++e)
     for (int r = c.seg(e); r < c.seg(e) + c.seg_rows(e); r += kGmBM) tiles.push_back({e, r});
   if (tiles.empty()) return;
+  if (tiles.size() > c.max_tiles) throw std::logic_error("moe_experts_lt: more wgmma tiles than the workspace holds");
+  // From pageable memory: the copy is staged before the call returns, so `tiles` may go right after.
+  lt_check(cudaMemcpyAsync(c.tiles, tiles.data(), tiles.size() * sizeof(GmTile), cudaMemcpyHostToDevice, c.s),
+           "tiles");
   const CUtensorMap ta = tma_map_rows_sw128(a, std::uint64_t(c.rows()), std::uint64_t(K), std::uint64_t(K), kGmBM);
   const CUtensorMap tb = tma_map_rows_sw128(wt, std::uint64_t(c.E) * N, std::uint64_t(K), std::uint64_t(K), kGmBN);
-  GmArgs g{c.As, c.d_off, w_scale, out, N, device_tiles(tiles, c.s), N, K};
+  GmArgs g{c.As, c.d_off, w_scale, out, N, c.tiles, N, K};
   static std::atomic<std::uint64_t> done{0};
   opt_in_smem(moe_fp8_wgmma_kernel, kGmSmem, done);
   moe_fp8_wgmma_kernel<<<dim3(N / kGmBN, unsigned(tiles.size())), kGmThreads, kGmSmem, c.s>>>(ta, tb, g);
@@ -218,6 +205,7 @@ void lt_chunk(Gemm& gemm, const bf16* x, int n, const std::int32_t* ids, const f
   c.d_off = reinterpret_cast<std::int32_t*>(base + l.offsets);
   c.A = base + l.a, c.As = reinterpret_cast<float*>(base + l.a_scale), c.B = base + l.b;
   c.s13 = reinterpret_cast<float*>(base + l.s13), c.s2 = reinterpret_cast<float*>(base + l.s2);
+  c.tiles = reinterpret_cast<GmTile*>(base + l.tiles), c.max_tiles = l.max_tiles;
   const int E = c.E, entries = n * top_k;
   lt_group_kernel<<<1, kLtGroupThreads, 0, s>>>(ids, entries, E, 0, c.perm, c.inv, c.d_off);
   c.off.resize(E + 1);

@@ -41,6 +41,7 @@ inline bool lt_pays(long entries, long used, int H, int I, bool fp8, int min_row
 // against 3.44 / 3.58 / 3.60 ms; at 64 rows 4.42 against 3.71, at 128 6.67 against 5.43). mode: the switch
 // (TROUPE_MOE_LT_WGMMA), -1 by rows, 0 never, 1 always.
 constexpr int kLtWgmmaMaxRows = 32;
+constexpr int kLtWgmmaTileRows = 64, kLtWgmmaTileBytes = 8;  // its work items: 64 rows of one expert, 2 x int32
 inline bool lt_wgmma_pays(long entries, long used, int mode = -1) {
   if (mode >= 0) return mode > 0;
   return used > 0 && double(entries) / double(used) <= kLtWgmmaMaxRows;
@@ -50,8 +51,8 @@ inline std::size_t lt_align(std::size_t x) { return (x + 255) / 256 * 256; }
 inline int round4(int x) { return (x + 3) / 4 * 4; }
 
 struct LtLayout {
-  std::size_t perm = 0, inv = 0, offsets = 0, s13 = 0, s2 = 0, a = 0, a_scale = 0, b = 0, total = 0;
-  std::size_t max_rows = 0;
+  std::size_t perm = 0, inv = 0, offsets = 0, s13 = 0, s2 = 0, a = 0, a_scale = 0, b = 0, tiles = 0, total = 0;
+  std::size_t max_rows = 0, max_tiles = 0;  // tiles: FP8, the grouped wgmma GEMMs' work items
 };
 
 inline LtLayout lt_layout(int tokens, int top_k, int E, int H, int I, bool fp8) {
@@ -71,7 +72,9 @@ inline LtLayout lt_layout(int tokens, int top_k, int E, int H, int I, bool fp8) 
   // y: bf16 [R, H] (FP8 experts, bf16 batched) or, bf16 per-expert loop, float over the unbatched rows
   const std::size_t unbatched = entries + std::min<std::size_t>(E, entries) * kLtPad;
   const std::size_t b_bytes = std::max({R * 2 * I * 2, R * H * 2, fp8 ? 0 : unbatched * H * 4});
-  l.total = lt_align(l.b + b_bytes);
+  l.tiles = lt_align(l.b + b_bytes);
+  l.max_tiles = fp8 ? R / kLtWgmmaTileRows + E : 0;  // a segment's tiles: its rows / 64, rounded up
+  l.total = lt_align(l.tiles + l.max_tiles * kLtWgmmaTileBytes);
   return l;
 }
 

@@ -54,6 +54,10 @@ BOOST_AUTO_TEST_CASE(layout_holds_every_padded_segment) {
     BOOST_TEST(l.max_rows >= std::size_t(4096 * 9 + 257 * kLtPad));
     BOOST_TEST(l.b >= l.a_scale);
     BOOST_TEST(l.total >= l.b + l.max_rows * 7168 * 2);
+    BOOST_TEST(l.tiles >= l.b + l.max_rows * 7168 * 2);
+    // FP8: room for every 64-row piece of every segment (each segment adds at most one partial piece)
+    BOOST_TEST(l.max_tiles == (fp8 ? l.max_rows / kLtWgmmaTileRows + 257 : 0));
+    BOOST_TEST(l.total >= l.tiles + l.max_tiles * kLtWgmmaTileBytes);
   }
 }
 
