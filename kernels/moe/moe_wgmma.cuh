@@ -7,8 +7,8 @@
 //
 //   per k block of 128 (one 128-byte swizzle atom row per A / B row; stages of 8 + 32 KB, kGmStages deep, filled by
 //   the bulk tensor copy engine (tma.cuh) on one barrier per stage, kGmAhead blocks ahead):
-//     tmp (64 x 128, per warpgroup) = 4 wgmma m64n128k32 e4m3          (a fresh float32 sum per block)
-//     acc += tmp * a_scale[row][kb] * w_scale[n block][kb]             (DeepSeek's promotion, in registers)
+//     sum (64 x 128, per warpgroup) = 4 wgmma m64n128k32 e4m3          (a fresh float32 sum per block)
+//     acc += sum * a_scale[row][kb] * w_scale[n block][kb]             (DeepSeek's promotion, in registers)
 //
 // Rows past the segment's end are computed on whatever follows (other experts' rows, zeros past A) and not written.
 #include "kernels/core/tma.cuh"
