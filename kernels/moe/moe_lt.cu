@@ -78,8 +78,8 @@ struct Chunk {
   std::vector<std::int32_t> off;  // as grouped with kLtPad padding: off[e + 1] - off[e] == 0 iff no token
   int M = 0;                      // batched: rows of every expert; 0: per-expert segments off[e] ..
   bool wgmma = false;             // FP8: the grouped wgmma GEMMs where N allows (lt_wgmma_pays) ...
-  GmTile* tiles;                  // ... and their work items, max_tiles at most (LtLayout)
-  std::size_t max_tiles;
+  GmTile* tiles = nullptr;        // ... and their work items, max_tiles at most (LtLayout)
+  std::size_t max_tiles = 0;
   int rows() const { return M ? E * M : off[E]; }
   int seg(int e) const { return M ? e * M : off[e]; }
   int seg_rows(int e) const { return M ? M : off[e + 1] - off[e]; }

@@ -158,7 +158,8 @@ __global__ void lt_combine_kernel(const YT* y, const std::int32_t* inv, const fl
   __shared__ int rows[kLtCombineMaxK];
   __shared__ float w[kLtCombineMaxK];
   const int t = blockIdx.x;
-  if (threadIdx.x < top_k) rows[threadIdx.x] = inv[t * top_k + threadIdx.x], w[threadIdx.x] = wts[t * top_k + threadIdx.x];
+  if (threadIdx.x < top_k)
+    rows[threadIdx.x] = inv[t * top_k + threadIdx.x], w[threadIdx.x] = wts[t * top_k + threadIdx.x];
   __syncthreads();
   for (int c = threadIdx.x * 8; c < H; c += blockDim.x * 8) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -171,7 +172,8 @@ __global__ void lt_combine_kernel(const YT* y, const std::int32_t* inv, const fl
     }
     float4* o = reinterpret_cast<float4*>(out + std::size_t(t) * H + c);
     float4 a = o[0], b = o[1];
-    a.x += acc[0], a.y += acc[1], a.z += acc[2], a.w += acc[3], b.x += acc[4], b.y += acc[5], b.z += acc[6], b.w += acc[7];
+    a.x += acc[0], a.y += acc[1], a.z += acc[2], a.w += acc[3];
+    b.x += acc[4], b.y += acc[5], b.z += acc[6], b.w += acc[7];
     o[0] = a, o[1] = b;
   }
 }

@@ -47,7 +47,8 @@ off+=" TROUPE_MOE_GEMV_TOKENS=0 TROUPE_GEMV_TOKENS=0 TROUPE_MLA_ABSORB=0"  # one
 variants=("fast||" "plain|$off|" "chunked|$off|--max-num-batched-tokens 256" "chunked32|$off|--max-num-batched-tokens 32"
           "reorder|TROUPE_MLA_PREFILL_PIECE=512 TROUPE_MLA_PREFILL_TILE=64|"
           "no_fuse|TROUPE_FUSE_QKV_A=0|" "no_merge|TROUPE_SHARED_MERGE_TOKENS=0|" "no_lt|TROUPE_MOE_LT=0|"
-          "no_mla_prefill|TROUPE_MLA_PREFILL_MIN=0|" "no_mla_wgmma|TROUPE_MLA_PREFILL_WGMMA=0|" "moe_wgmma|TROUPE_MOE_LT_WGMMA=1|" "no_gemv|TROUPE_MOE_GEMV_TOKENS=0|"
+          "no_mla_prefill|TROUPE_MLA_PREFILL_MIN=0|" "no_mla_wgmma|TROUPE_MLA_PREFILL_WGMMA=0|"
+          "moe_wgmma|TROUPE_MOE_LT_WGMMA=1|" "no_gemv|TROUPE_MOE_GEMV_TOKENS=0|"
           "no_dense_gemv|TROUPE_GEMV_TOKENS=0|" "no_mla_absorb|TROUPE_MLA_ABSORB=0|")
 for v in "${variants[@]}"; do
   IFS='|' read -r name envs flags <<< "$v"
@@ -69,5 +70,5 @@ done
 # or a misplaced expert moves logprobs by whole units, and top-1 ids at random over 129k).
 factor=$([[ $dtype == bf16 ]] && echo 1.5 || echo 3)
 echo "== R1, 4 layers, $dtype dummy weights"
-python3 "$here/switch_ab.py" "$OUT" "$dtype" plain chunked:plain,chunked32:plain,reorder:fast "$factor" fast no_fuse no_merge no_lt no_mla_prefill no_mla_wgmma moe_wgmma \
-  no_gemv no_dense_gemv no_mla_absorb
+python3 "$here/switch_ab.py" "$OUT" "$dtype" plain chunked:plain,chunked32:plain,reorder:fast "$factor" \
+  fast no_fuse no_merge no_lt no_mla_prefill no_mla_wgmma moe_wgmma no_gemv no_dense_gemv no_mla_absorb
