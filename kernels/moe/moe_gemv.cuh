@@ -216,24 +216,8 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
                                           : make_uint4(0, 0, 0, 0);
       }
   };
-  // The ids were complete before the gate/up GEMV's own wait returned (pdl.cuh): the first round's rows stream in
-  // while that kernel ends.
-  Item cur[G];
-  uint4 v[G][CPL];
-#pragma unroll
-  for (int g = 0; g < G; ++g) cur[g] = item(warp + W * g);
-  load(cur, v);
-  detail::pdl_wait();  // h comes from the gate/up GEMV
-  detail::pdl_trigger();
-  const uint4* src = reinterpret_cast<const uint4*>(a.h + std::size_t(t) * a.top_k * a.inter);
-  for (int i = threadIdx.x; i < a.top_k * a.inter / 8; i += blockDim.x) h16[i] = detail::f16_scaled8(src[i]);
-  __syncthreads();
-  for (int i0 = warp; i0 < items; i0 += W * G) {
-    Item nxt[G];
-    uint4 nv[G][CPL];
-#pragma unroll
-    for (int g = 0; g < G; ++g) nxt[g] = item(i0 + W * (G + g));
-    load(nxt, nv);
+  // This round's dots (items i0 + W g) into part.
+  auto consume = [&](const Item (&cur)[G], const uint4 (&v)[G][CPL], int i0) {
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float d = 0.f;
@@ -249,12 +233,32 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
       d = warp_sum(d);
       if (lane == 0 && i0 + W * g < items) part[i0 + W * g] = d * (1.f / detail::kF16XScale);
     }
+  };
+  auto next = [&](Item (&it)[G], uint4 (&v)[G][CPL], int i0) {
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-      cur[g] = nxt[g];
-#pragma unroll
-      for (int u = 0; u < CPL; ++u) v[g][u] = nv[g][u];
-    }
+    for (int g = 0; g < G; ++g) it[g] = item(i0 + W * g);
+    load(it, v);
+  };
+  // Two rounds in flight, in two register sets that take turns (a round's set is refilled two rounds ahead right
+  // after its dots; copying the next round's registers into the current ones stalled each round until the next
+  // round had arrived). The ids were complete before the gate/up GEMV's own wait returned (pdl.cuh): the first two
+  // rounds' rows stream in while that kernel ends.
+  const int R = W * G;
+  Item ca[G], cb[G];
+  uint4 va[G][CPL], vb[G][CPL];
+  next(ca, va, warp);
+  next(cb, vb, warp + R);
+  detail::pdl_wait();  // h comes from the gate/up GEMV
+  detail::pdl_trigger();
+  const uint4* src = reinterpret_cast<const uint4*>(a.h + std::size_t(t) * a.top_k * a.inter);
+  for (int i = threadIdx.x; i < a.top_k * a.inter / 8; i += blockDim.x) h16[i] = detail::f16_scaled8(src[i]);
+  __syncthreads();
+  for (int i0 = warp; i0 < items; i0 += 2 * R) {
+    consume(ca, va, i0);
+    next(ca, va, i0 + 2 * R);
+    if (i0 + R >= items) break;
+    consume(cb, vb, i0 + R);
+    next(cb, vb, i0 + 3 * R);
   }
   __syncthreads();
   for (int r = threadIdx.x; r < r1 - r0; r += blockDim.x) {
