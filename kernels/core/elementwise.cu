@@ -39,7 +39,8 @@ __global__ void embedding_kernel(const bf16* table, const std::int32_t* ids, int
 __global__ void add_rmsnorm_kernel(float* residual, const bf16* x, const bf16* weight, float eps, int hidden,
                                    bf16* out) {
   __shared__ float red[32];
-  detail::pdl_trigger();  // a decode GEMV may follow: let it load its weights meanwhile (pdl.cuh)
+  detail::pdl_wait();     // residual and x come from the kernels before (pdl.cuh)
+  detail::pdl_trigger();  // a decode GEMV may follow: let it load its weights meanwhile
   const std::size_t row = blockIdx.x;
   float* r = residual + row * hidden;
   const bf16* xr = x ? x + row * hidden : nullptr;
@@ -86,6 +87,8 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* x, const bf16* w
 __global__ void rmsnorm_kernel(const bf16* x, int x_stride, const bf16* weight, float eps, int dim, bf16* out,
                                int out_stride, bool vec) {
   __shared__ float red[32];
+  detail::pdl_wait();
+  detail::pdl_trigger();
   const std::size_t row = blockIdx.x;
   detail::rmsnorm_row(x + row * x_stride, weight, eps, dim, out + row * out_stride, nullptr, vec, red);
 }
@@ -131,6 +134,7 @@ __global__ void silu_mul_kernel(const bf16* gate_up, int n, int inter, bf16* out
 
 // 16 threads per 128-value group, 8 values (16 bytes) each; the group's amax is reduced across the 16 lanes.
 __global__ void quant_fp8_kernel(const bf16* x, std::size_t groups, fp8* q, float* scales) {
+  detail::pdl_wait();
   detail::pdl_trigger();
   const std::size_t tid = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
   const std::size_t g = tid / 16;
@@ -202,8 +206,7 @@ void add_rmsnorm(float* residual, const bf16* x, const bf16* weight, float eps, 
   // One 16-byte vector per thread where the row allows (R1's 7168: 896 threads): with 256 threads each looped
   // 3.5 times, every load waiting for the previous residual store (6.2 us per call at one token).
   const int threads = hidden % 8 == 0 ? std::min(1024, std::max(kRowThreads, (hidden / 8 + 31) / 32 * 32)) : kRowThreads;
-  add_rmsnorm_kernel<<<n, threads, 0, s>>>(residual, x, weight, eps, hidden, out);
-  check_launch("add_rmsnorm");
+  launch_pdl(add_rmsnorm_kernel, dim3(n), dim3(threads), 0, s, "add_rmsnorm", residual, x, weight, eps, hidden, out);
 }
 
 void rmsnorm(const bf16* x, int x_stride, const bf16* weight, float eps, int n, int dim, bf16* out, int out_stride,
@@ -211,8 +214,8 @@ void rmsnorm(const bf16* x, int x_stride, const bf16* weight, float eps, int n, 
   if (n <= 0) return;
   const bool vec = dim % 8 == 0 && x_stride % 8 == 0 && out_stride % 8 == 0 && aligned16(x) && aligned16(weight) &&
                    aligned16(out);
-  rmsnorm_kernel<<<n, dim >= 1024 ? kRowThreads : 64, 0, s>>>(x, x_stride, weight, eps, dim, out, out_stride, vec);
-  check_launch("rmsnorm");
+  launch_pdl(rmsnorm_kernel, dim3(n), dim3(dim >= 1024 ? kRowThreads : 64), 0, s, "rmsnorm", x, x_stride, weight, eps,
+             dim, out, out_stride, vec);
 }
 
 void rope(bf16* x, int n, int heads, int row_stride, int head_stride, int offset, int rot_dim,
@@ -241,8 +244,8 @@ void quant_fp8_group128(const bf16* x, int n, int k, fp8* q, float* scales, cuda
   if (!aligned16(x) || reinterpret_cast<std::uintptr_t>(q) % 8 != 0)
     throw std::invalid_argument("quant_fp8_group128: x must be 16-byte and q 8-byte aligned");
   const std::size_t groups = std::size_t(n) * (k / 128);
-  quant_fp8_kernel<<<int((groups * 16 + 255) / 256), 256, 0, s>>>(x, groups, q, scales);
-  check_launch("quant_fp8_group128");
+  launch_pdl(quant_fp8_kernel, dim3(unsigned((groups * 16 + 255) / 256)), dim3(256), 0, s, "quant_fp8_group128", x,
+             groups, q, scales);
 }
 
 void to_bf16(const float* x, std::size_t count, bf16* out, cudaStream_t s) {

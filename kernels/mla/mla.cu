@@ -224,8 +224,8 @@ void mla_attention_absorbed(const __nv_bfloat16* q, int num_heads, int latent_di
   a.part_lse = a.part_o ? a.part_o + std::size_t(p.splits) * rows * kFastLatent : nullptr;
   const int smem = int(sizeof(FastSmem));
   allow_smem(smem);
-  mla_fast_kernel<<<dim3(p.head_blocks, p.token_tiles, p.splits), kFastThreads, smem, s>>>(a);
-  check_launch("mla_attention_absorbed (fast)");
+  launch_pdl(mla_fast_kernel, dim3(p.head_blocks, p.token_tiles, p.splits), dim3(kFastThreads), smem, s,
+             "mla_attention_absorbed (fast)", a);
   if (uv) {
     static_assert(kMaxSplits <= kUvThreads && kFastLatent == 64 * 8, "combine_uv: a split per thread, 64 chunks");
     launch_pdl(combine_uv_kernel, dim3(unsigned(rows) * kUvParts), dim3(kUvThreads), 0, s,

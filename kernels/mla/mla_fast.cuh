@@ -17,6 +17,7 @@
 // runs down a column: ldmatrix .trans builds it. The 16-byte row padding makes both conflict-free.
 #include "kernels/core/batch.hpp"
 #include "kernels/core/mma.cuh"
+#include "kernels/core/pdl.cuh"
 #include "kernels/mla/mla_plan.hpp"
 
 #include <cuda_bf16.h>
@@ -292,6 +293,8 @@ __device__ void attend_run(const FastArgs& a, FastSmem& sm, int tile_t0, int run
 __global__ void __launch_bounds__(kFastThreads, 1) mla_fast_kernel(FastArgs a) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   FastSmem& sm = *reinterpret_cast<FastSmem*>(smem_raw);
+  detail::pdl_wait();     // q and the cache rows come from the kernels before (pdl.cuh)
+  detail::pdl_trigger();  // combine_uv may load its W_UV rows meanwhile (most SMs are idle at one token)
   const int t0 = blockIdx.y * a.tokens_per_tile;
   const int t1 = min(t0 + a.tokens_per_tile, a.b.num_tokens);
   // Tokens of one tile may belong to several sequences (decode batches with few heads): one run each.

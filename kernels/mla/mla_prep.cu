@@ -22,7 +22,8 @@ constexpr int kThreads = 128;
 __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, const std::int32_t* positions,
                                                                const std::int32_t* slots, bf16* cache, bool vec) {
   __shared__ float red[32];
-  detail::pdl_trigger();  // the q_b GEMV may load its weights meanwhile (pdl.cuh)
+  detail::pdl_wait();     // q_a and kv_a come from the GEMV before (pdl.cuh)
+  detail::pdl_trigger();  // the q_b GEMV may load its weights meanwhile
   const int t = blockIdx.x;
   if (blockIdx.y == 1) {
     detail::rmsnorm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim,
@@ -134,8 +135,8 @@ void mla_latent_prep(const MlaLatentPrep& p, const AttnBatch& b, bf16* cache, cu
                    (!p.q_a || (p.q_dim % 8 == 0 && p.q_stride % 8 == 0 && detail::aligned16(p.q_a) &&
                                detail::aligned16(p.q_out) && detail::aligned16(p.q_norm)));
   const dim3 grid(b.num_tokens, p.q_a ? 2 : 1);
-  latent_prep_kernel<<<grid, kThreads, 0, s>>>(p, b.positions, b.slot_mapping, cache, vec);
-  check_launch("mla_latent_prep");
+  launch_pdl(latent_prep_kernel, grid, dim3(kThreads), 0, s, "mla_latent_prep", p, b.positions, b.slot_mapping, cache,
+             vec);
 }
 
 void mla_q_pe(const bf16* q, int n, int heads, int nope, int rope_dim, const std::int32_t* positions,

@@ -81,7 +81,8 @@ __global__ void __launch_bounds__(kMaxExperts) route_kernel(RouteArgs a) {
   __shared__ float score[kMaxExperts], choice[kMaxExperts], red[32], chosen_score[kMaxTopK];
   __shared__ int warp_chosen[32], cand_e[32 * kMaxTopK];
   __shared__ float cand_v[32 * kMaxTopK];
-  detail::pdl_trigger();  // the expert GEMVs may be scheduled meanwhile; they wait for these ids (pdl.cuh)
+  detail::pdl_wait();     // the logits come from the router GEMV (pdl.cuh)
+  detail::pdl_trigger();  // the expert GEMVs may be scheduled meanwhile; they wait for these ids
   const int E = a.r.num_experts, K = a.r.top_k, e = threadIdx.x, lane = e % 32, warp = e / 32;
   const bool live = e < E;
   const float x = live ? a.logits[std::size_t(blockIdx.x) * E + e] : -INFINITY;
@@ -153,8 +154,7 @@ void moe_route(const float* logits, int n, const MoeRouting& r, std::int32_t* to
   if (r.always_on < 0 || r.always_on > 32) fail("always_on must be in 0..32");  // one warp writes them
   if (n <= 0) return;
   const int threads = std::max(32, (r.num_experts + 31) / 32 * 32);
-  route_kernel<<<n, threads, 0, s>>>(RouteArgs{logits, n, r, topk_ids, topk_weights});
-  check_launch("moe_route");
+  launch_pdl(route_kernel, dim3(n), dim3(threads), 0, s, "moe_route", RouteArgs{logits, n, r, topk_ids, topk_weights});
 }
 
 }  // namespace troupe::kernels
