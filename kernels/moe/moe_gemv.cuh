@@ -171,12 +171,12 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
 // of 132 MB takes 39 (troupe_kernel_bench hbm_stream). Block b owns the output rows [b H / B, (b + 1) H / B)
 // of token blockIdx.y (even to ~2%: ~490 items per SM on R1), its warps walk the (row, expert) items of them:
 //
-//   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., G per round, the next
-//   part[i] = h[entry] . W2[e][row] (whole warp)      round's weights loaded before this round's dots
+//   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., G per round, two rounds'
+//   part[i] = h[entry] . W2[e][row] (whole warp)      weights in flight (two register sets taking turns)
 //   out[row] += sum over entries, in entry order, of weight(entry) * part[row, entry]   (deterministic)
 //
 // The dots run in f16x2 (dot.cuh's dot_fp8x16_f16: ~25 instructions per 16-byte chunk instead of ~60) against h
-// staged once per block as f16 x 2^-8, after the first round's weights are on their way. Lane l reads chunks
+// staged once per block as f16 x 2^-8, after the first two rounds' weights are on their way. Lane l reads chunks
 // l, l + 32, ... (CPL of them, the last predicated) of an item's row.
 constexpr int kFlatThreads = 512, kFlatItems = 2, kFlatWideThreads = 1024;  // wide: moe_experts.cu's run_down_flat
 template <int CPL, int THREADS = kFlatThreads, int G = kFlatItems>
