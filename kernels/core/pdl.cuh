@@ -7,14 +7,46 @@
 //   - pdl_trigger() lets the next PDL kernel be scheduled; a PDL kernel calls it only after its own pdl_wait()
 //     (so everything before the previous grid is complete too when the next one starts its prologue), a kernel
 //     launched plainly may call it first thing. Without it, the trigger is implicit at grid exit.
-// Both are no-ops for kernels launched without the attribute.
+// Both are no-ops for kernels launched without the attribute. pdl_wait() also feeds the timeline (timeline.hpp).
+#include "kernels/core/timeline.hpp"
+
+#include <cuda_runtime.h>
 
 namespace troupe::kernels::detail {
+namespace {
+
+struct DeviceTimeline {  // TimelineBuffer without initializers: a __device__ variable needs static initialization
+  TimelineRecord* records;
+  unsigned* count;
+  unsigned capacity;
+};
+
+__device__ DeviceTimeline g_timeline;  // this translation unit's copy (zero: detached)
+
+void set_timeline(const TimelineBuffer& b) {
+  const DeviceTimeline d{b.records, b.count, b.capacity};
+  cudaMemcpyToSymbol(g_timeline, &d, sizeof d);
+}
+
+[[maybe_unused]] const bool g_timeline_registered = timeline_register(&set_timeline);
+
+__device__ __forceinline__ void timeline_record() {
+  if (threadIdx.x | threadIdx.y | blockIdx.x | blockIdx.y | blockIdx.z) return;
+  const DeviceTimeline tl = g_timeline;
+  if (!tl.records) return;
+  std::uint64_t ns;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  const unsigned i = atomicAdd(tl.count, 1u);
+  if (i < tl.capacity) tl.records[i] = TimelineRecord{ns, gridDim.x * gridDim.y * gridDim.z, blockDim.x};
+}
+
+}  // namespace
 
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+  timeline_record();
 }
 
 __device__ __forceinline__ void pdl_trigger() {

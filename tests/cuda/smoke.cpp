@@ -6,6 +6,7 @@
 // rows at context 300 too: their graphs plan split-KV for the 512 bucket). With --eager no graph is
 // captured at all (enforce-eager, as a server would run): both columns are then eager.
 #include "model/cuda/cuda_model.hpp"
+#include "tests/cuda/timeline_dump.hpp"
 
 #include <nvtx3/nvToolsExt.h>
 
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -61,8 +63,10 @@ bool selected(const Row& r) {
   return !env || !*env || std::string(r.what).find(env) != std::string::npos;
 }
 
-// Mean ms of `iters` forwards of `chunks` after one warm-up; checks the first logits row is finite.
-double time_step(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& chunks, bool& finite) {
+// Mean ms of `iters` forwards of `chunks` after one warm-up; checks the first logits row is finite. A non-empty
+// `timeline` label records the timed steps' in-graph timeline when TROUPE_TIMELINE is set (timeline_dump.hpp).
+double time_step(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& chunks, bool& finite,
+                 const std::string& timeline) {
   auto run = [&] { return m.forward(chunks); };
   auto dl = run();
   std::vector<float> row(m.config().vocab_size);
@@ -72,10 +76,14 @@ double time_step(cuda::CudaModel& m, const std::vector<cuda::StepChunk>& chunks,
   // TROUPE_SMOKE_ITERS: fewer steps under a profiler (tools/device/profile.sh), which replays each kernel.
   const char* env = std::getenv("TROUPE_SMOKE_ITERS");
   const int iters = env ? std::max(1, std::atoi(env)) : 5;
+  std::optional<smoke::TimelineCapture> tl;
+  if (!timeline.empty()) tl.emplace();
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) run();
   TROUPE_CUDA_CHECK(cudaStreamSynchronize(m.stream()));
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+  if (tl) tl->finish(m.stream(), iters, timeline);
+  return ms;
 }
 
 Timing measure(const std::string& dir, bool eager) {
@@ -112,7 +120,10 @@ Timing measure(const std::string& dir, bool eager) {
       // One NVTX range per row and mode: `ncu --nvtx --nvtx-include "prefill 4096 tokens eager/"` profiles one row.
       const std::string range = std::string(r.what) + (graphs ? " graphs" : " eager");
       nvtxRangePushA(range.c_str());
-      t.ms.push_back(time_step(*m, chunks, t.finite));
+      std::string label;  // the timeline's file: <layers>_<row>, decode rows with graphs only
+      if (graphs && r.context) label = std::to_string(m->config().num_hidden_layers) + "_" + r.what;
+      std::replace(label.begin(), label.end(), ' ', '_');
+      t.ms.push_back(time_step(*m, chunks, t.finite, label));
       nvtxRangePop();
     }
   }

@@ -1,0 +1,27 @@
+#pragma once
+// troupe_cuda_check --smoke with TROUPE_TIMELINE=PREFIX: the graphs pass of each decode row records the in-graph
+// timeline (kernels/core/timeline.hpp) and writes PREFIX_<layers>_<row>.txt: per kernel position of a step, the
+// mean / min / max microseconds from its wait returning to the next kernel's, over the timed steps.
+#include <cuda_runtime.h>
+
+#include <string>
+
+namespace troupe::smoke {
+
+class TimelineCapture {
+ public:
+  // Attaches when TROUPE_TIMELINE is set (otherwise does nothing at all).
+  TimelineCapture();
+  ~TimelineCapture();
+  TimelineCapture(const TimelineCapture&) = delete;
+  TimelineCapture& operator=(const TimelineCapture&) = delete;
+  // Detaches and writes the table of `steps` equal steps (the warm-up one included) for `label`.
+  void finish(cudaStream_t s, int steps, const std::string& label);
+
+ private:
+  std::string prefix_;
+  void* records_ = nullptr;
+  unsigned* count_ = nullptr;
+};
+
+}  // namespace troupe::smoke
