@@ -35,10 +35,17 @@ __global__ void embedding_kernel(const bf16* table, const std::int32_t* ids, int
 }
 
 // residual += x; out = residual * rsqrt(mean(residual^2) + eps) * weight. The second pass re-reads the
-// residual row, which is still in L1/L2 (a 7168-wide float row is 28 KB).
+// residual row, which is still in L1/L2 (a 7168-wide float row is 28 KB). Rows of one 8-vector per thread (the
+// launch makes them so up to 8192) keep it in registers, and their weights are loaded before the wait: at one token
+// the kernel is a chain of dependent loads, and each link taken out of it shortens the decode step.
 __global__ void add_rmsnorm_kernel(float* residual, const bf16* x, const bf16* weight, float eps, int hidden,
                                    bf16* out) {
   __shared__ float red[32];
+  const bool vec = hidden % 8 == 0, one = vec && hidden / 8 <= int(blockDim.x);
+  const int v0 = threadIdx.x;
+  const bool mine = one && v0 < hidden / 8;
+  float w[8];
+  if (mine) detail::load_bf16x8(weight + v0 * 8, w);  // a weight: no earlier kernel writes it (pdl.cuh)
   detail::pdl_wait();     // residual and x come from the kernels before (pdl.cuh)
   detail::pdl_trigger();  // a decode GEMV may follow: let it load its weights meanwhile
   const std::size_t row = blockIdx.x;
@@ -46,7 +53,20 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* x, const bf16* w
   const bf16* xr = x ? x + row * hidden : nullptr;
   bf16* o = out + row * hidden;
   float ss = 0;
-  const bool vec = hidden % 8 == 0;
+  if (one) {
+    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (mine) {
+      detail::load_f32x8(r + v0 * 8, a);
+      if (xr) {
+        float b[8];
+        detail::load_bf16x8(xr + v0 * 8, b);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) a[j] += b[j];
+        detail::store_f32x8(r + v0 * 8, a);
+      }
+    }
+    return detail::rmsnorm_vec_finish(a, w, mine, eps, hidden, o, nullptr, red);
+  }
   if (vec) {
     for (int v = threadIdx.x; v < hidden / 8; v += blockDim.x) {
       float a[8];

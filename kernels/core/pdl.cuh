@@ -2,7 +2,8 @@
 // Programmatic dependent launch (sm_90): a kernel launched with launch_pdl (launch.hpp) may be scheduled while the
 // kernel before it on the stream still runs its last wave, so its prologue (the weight loads of a decode GEMV,
 // which no earlier kernel writes) overlaps that tail instead of waiting out a launch gap. Contract:
-//   - a PDL kernel calls pdl_wait() before it reads anything an earlier kernel wrote, or writes anything at all;
+//   - a PDL kernel calls pdl_wait() before it reads anything the kernel right before it wrote, or writes anything at
+//     all (what older kernels wrote is complete and visible when it starts: see pdl_trigger below);
 //     griddepcontrol.wait returns once the previous grid has completed and its memory is visible;
 //   - pdl_trigger() lets the next PDL kernel be scheduled; a PDL kernel calls it only after its own pdl_wait()
 //     (so everything before the previous grid is complete too when the next one starts its prologue), a kernel

@@ -92,6 +92,23 @@ __device__ __forceinline__ void rmsnorm_row(const __nv_bfloat16* x, const __nv_b
   }
 }
 
+// The end of an RMSNorm of a row held one 8-vector per thread, elements [8 t, 8 t + 8) in thread t (a: its values,
+// zeros where !mine; w: its weights, loadable before a programmatic wait): out (and out2 when not null) = a *
+// rsqrt(mean(a^2) + eps) * w, vectors [8 t, 8 t + 8). Every thread of the block calls it. rmsnorm_row's arithmetic
+// (float32, then bf16); the sum of squares is grouped by thread, so its last bits follow the block size.
+__device__ __forceinline__ void rmsnorm_vec_finish(float (&a)[8], const float (&w)[8], bool mine, float eps, int dim,
+                                                   __nv_bfloat16* out, __nv_bfloat16* out2, float* red) {
+  float ss = 0;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) ss += a[j] * a[j];
+  const float inv = rsqrtf(block_sum(ss, red) / float(dim) + eps);
+  if (!mine) return;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) a[j] = a[j] * inv * w[j];
+  store_bf16x8(out + threadIdx.x * 8, a);
+  if (out2) store_bf16x8(out2 + threadIdx.x * 8, a);
+}
+
 // The rotated pair i of a rope_dim-wide part (cos_sin row cs: cos | sin), from src into dst (and dst2 when not
 // null); src may be dst (in place: both values are read before either is written).
 __device__ __forceinline__ void rope_pair(const __nv_bfloat16* src, __nv_bfloat16* dst, __nv_bfloat16* dst2,

@@ -236,13 +236,29 @@ __device__ __forceinline__ void softmax_tile(FastSmem& sm, float (&s)[4], const 
   }
 }
 
-// One run of tokens of the same sequence inside the CTA's token tile, over this CTA's KV split.
-__device__ void attend_run(const FastArgs& a, FastSmem& sm, int tile_t0, int run0, int run1, int seq) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  int hi = 0;  // the run's causal horizon: max position + 1
+// The cached rows [lo, hi) that this CTA's KV split attends to for the tokens [run0, run1) of one sequence.
+__device__ __forceinline__ void run_bounds(const FastArgs& a, int run0, int run1, int& lo, int& hi) {
+  hi = 0;  // the run's causal horizon: max position + 1
   for (int t = run0; t < run1; ++t) hi = max(hi, a.b.positions[t] + 1);
-  const int lo = blockIdx.z * a.split_len;
+  lo = blockIdx.z * a.split_len;
   hi = min(hi, lo + a.split_len);
+}
+
+// The end of the run of tokens that starts at run0 inside [run0, t1): the tokens of sequence token_seq[run0].
+__device__ __forceinline__ int run_end(const FastArgs& a, int run0, int t1) {
+  const int seq = a.b.token_seq[run0];
+  int run1 = run0 + 1;
+  while (run1 < t1 && a.b.token_seq[run1] == seq) ++run1;
+  return run1;
+}
+
+// One run of tokens of the same sequence inside the CTA's token tile, over this CTA's KV split. tile0_issued: the
+// caller already issued (and committed) the copies of the run's first cached tile into kv[0].
+__device__ void attend_run(const FastArgs& a, FastSmem& sm, int tile_t0, int run0, int run1, int seq,
+                           bool tile0_issued) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  int lo, hi;
+  run_bounds(a, run0, run1, lo, hi);
   int lim[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
@@ -266,8 +282,10 @@ __device__ void attend_run(const FastArgs& a, FastSmem& sm, int tile_t0, int run
   float o[8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const int tiles = lo < hi ? (hi - lo + kKvTile - 1) / kKvTile : 0;
-  if (tiles > 0) load_kv_tile(a, sm, 0, seq, lo, hi);
-  cp_async_commit();
+  if (!tile0_issued) {
+    if (tiles > 0) load_kv_tile(a, sm, 0, seq, lo, hi);
+    cp_async_commit();
+  }
   for (int it = 0; it < tiles; ++it) {
     const int stage = it & 1, kv0 = lo + it * kKvTile;
     if (it + 1 < tiles) load_kv_tile(a, sm, stage ^ 1, seq, kv0 + kKvTile, hi);
@@ -293,16 +311,23 @@ __device__ void attend_run(const FastArgs& a, FastSmem& sm, int tile_t0, int run
 __global__ void __launch_bounds__(kFastThreads, 1) mla_fast_kernel(FastArgs a) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   FastSmem& sm = *reinterpret_cast<FastSmem*>(smem_raw);
-  detail::pdl_wait();     // q and the cache rows come from the kernels before (pdl.cuh)
-  detail::pdl_trigger();  // combine_uv may load its W_UV rows meanwhile (most SMs are idle at one token)
   const int t0 = blockIdx.y * a.tokens_per_tile;
   const int t1 = min(t0 + a.tokens_per_tile, a.b.num_tokens);
+  // The first run's first cached tile is copied before the wait: only q comes from the kernel right before this
+  // one; the cache rows (this step's included, written by mla_latent_prep) and the batch's tables come from
+  // kernels that completed before that kernel was scheduled (pdl.cuh), so the copies overlap its end.
+  if (t0 < t1) {
+    int lo, hi;
+    run_bounds(a, t0, run_end(a, t0, t1), lo, hi);
+    if (lo < hi) load_kv_tile(a, sm, 0, a.b.token_seq[t0], lo, hi);
+    cp_async_commit();
+  }
+  detail::pdl_wait();     // q comes from the kernel before (pdl.cuh)
+  detail::pdl_trigger();  // combine_uv may load its W_UV rows meanwhile (most SMs are idle at one token)
   // Tokens of one tile may belong to several sequences (decode batches with few heads): one run each.
   for (int run0 = t0; run0 < t1;) {
-    const int seq = a.b.token_seq[run0];
-    int run1 = run0 + 1;
-    while (run1 < t1 && a.b.token_seq[run1] == seq) ++run1;
-    attend_run(a, sm, t0, run0, run1, seq);
+    const int run1 = run_end(a, run0, t1);
+    attend_run(a, sm, t0, run0, run1, a.b.token_seq[run0], run0 == t0);
     run0 = run1;
   }
 }

@@ -16,30 +16,41 @@ namespace troupe::kernels {
 namespace {
 
 using bf16 = __nv_bfloat16;
-constexpr int kThreads = 128;
+// 192 threads: one 8-vector each for R1's 1536-wide q_a row (and V3's, V2-Lite's 512-wide latent row), so that the
+// row stays in registers and the norm weights are loaded before the programmatic wait (rmsnorm_vec_finish): at one
+// token this kernel is a chain of dependent loads on the decode step's critical path.
+constexpr int kThreads = 192;
 
-// grid (n, q_a ? 2 : 1): y = 0 the latent row, y = 1 the q_a row.
+// grid (n, q_a ? 2 : 1): y = 0 the latent row, y = 1 the q_a row. The weights, the slot and the position are no
+// output of this step's kernels (pdl.cuh): read before the wait.
 __global__ void __launch_bounds__(kThreads) latent_prep_kernel(MlaLatentPrep p, const std::int32_t* positions,
                                                                const std::int32_t* slots, bf16* cache, bool vec) {
   __shared__ float red[32];
+  const int t = blockIdx.x;
+  const bool q_row = blockIdx.y == 1;
+  const int dim = q_row ? p.q_dim : p.latent_dim;
+  const bool one = vec && dim / 8 <= int(blockDim.x), mine = one && int(threadIdx.x) < dim / 8;
+  float w[8];
+  if (mine) detail::load_bf16x8((q_row ? p.q_norm : p.kv_norm) + threadIdx.x * 8, w);
+  const long slot = q_row ? -1 : slots[t];
+  const float* cs = q_row ? nullptr : p.cos_sin + std::size_t(positions[t]) * p.rope_dim;
   detail::pdl_wait();     // q_a and kv_a come from the GEMV before (pdl.cuh)
   detail::pdl_trigger();  // the q_b GEMV may load its weights meanwhile
-  const int t = blockIdx.x;
-  if (blockIdx.y == 1) {
-    detail::rmsnorm_row(p.q_a + std::size_t(t) * p.q_stride, p.q_norm, p.eps, p.q_dim,
-                        p.q_out + std::size_t(t) * p.q_dim, nullptr, vec, red);
-    return;
+  const bf16* src = q_row ? p.q_a + std::size_t(t) * p.q_stride : p.kv + std::size_t(t) * p.kv_stride;
+  bf16* out = q_row ? p.q_out + std::size_t(t) * p.q_dim : p.rows + std::size_t(t) * p.row_stride;
+  bf16* dst = slot >= 0 ? cache + std::size_t(slot) * (p.latent_dim + p.rope_dim) : nullptr;
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  if (mine) detail::load_bf16x8(src + threadIdx.x * 8, a);
+  if (!q_row) {  // the rope part's loads go out with the norm's
+    const int half = p.rope_dim / 2;
+    for (int i = threadIdx.x; i < half; i += blockDim.x)
+      detail::rope_pair(src + p.latent_dim, out + p.latent_dim, dst ? dst + p.latent_dim : nullptr, cs, i, half,
+                        p.interleaved);
   }
-  const long slot = slots[t];
-  const int width = p.latent_dim + p.rope_dim;
-  const bf16* src = p.kv + std::size_t(t) * p.kv_stride;
-  bf16* row = p.rows + std::size_t(t) * p.row_stride;
-  bf16* dst = slot >= 0 ? cache + std::size_t(slot) * width : nullptr;
-  detail::rmsnorm_row(src, p.kv_norm, p.eps, p.latent_dim, row, dst, vec, red);
-  const float* cs = p.cos_sin + std::size_t(positions[t]) * p.rope_dim;
-  const int half = p.rope_dim / 2;
-  for (int i = threadIdx.x; i < half; i += blockDim.x)
-    detail::rope_pair(src + p.latent_dim, row + p.latent_dim, dst ? dst + p.latent_dim : nullptr, cs, i, half, p.interleaved);
+  if (one)
+    detail::rmsnorm_vec_finish(a, w, mine, p.eps, dim, out, dst, red);
+  else
+    detail::rmsnorm_row(src, q_row ? p.q_norm : p.kv_norm, p.eps, dim, out, dst, vec, red);
 }
 
 // blockIdx.x: the token; y * blockDim + x: one (head, pair).

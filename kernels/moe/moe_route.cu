@@ -81,10 +81,11 @@ __global__ void __launch_bounds__(kMaxExperts) route_kernel(RouteArgs a) {
   __shared__ float score[kMaxExperts], choice[kMaxExperts], red[32], chosen_score[kMaxTopK];
   __shared__ int warp_chosen[32], cand_e[32 * kMaxTopK];
   __shared__ float cand_v[32 * kMaxTopK];
-  detail::pdl_wait();     // the logits come from the router GEMV (pdl.cuh)
-  detail::pdl_trigger();  // the expert GEMVs may be scheduled meanwhile; they wait for these ids
   const int E = a.r.num_experts, K = a.r.top_k, e = threadIdx.x, lane = e % 32, warp = e / 32;
   const bool live = e < E;
+  const float bias = live && a.r.correction_bias ? a.r.correction_bias[e] : 0.f;  // a weight: before the wait
+  detail::pdl_wait();     // the logits come from the router GEMV (pdl.cuh)
+  detail::pdl_trigger();  // the expert GEMVs may be scheduled meanwhile; they wait for these ids
   const float x = live ? a.logits[std::size_t(blockIdx.x) * E + e] : -INFINITY;
   float s;
   if (a.r.sigmoid) {
@@ -96,7 +97,7 @@ __global__ void __launch_bounds__(kMaxExperts) route_kernel(RouteArgs a) {
   }
   if (live) {
     score[e] = s;
-    choice[e] = s + (a.r.correction_bias ? a.r.correction_bias[e] : 0.f);
+    choice[e] = s + bias;
   }
   __syncthreads();
   if (a.r.group_by_top2_sum || a.r.n_group > 1) limit_groups(a.r, choice, e);
