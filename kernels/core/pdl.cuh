@@ -31,23 +31,28 @@ void set_timeline(const TimelineBuffer& b) {
 
 [[maybe_unused]] const bool g_timeline_registered = timeline_register(&set_timeline);
 
-__device__ __forceinline__ void timeline_record() {
+// One record by thread 0 of block (0,0,0), `block` = blockDim.x for a kernel's wait, or a caller's tag: a phase
+// inside a kernel (timeline_mark), for a look at where its time goes.
+__device__ __forceinline__ void timeline_record(unsigned block) {
   if (threadIdx.x | threadIdx.y | blockIdx.x | blockIdx.y | blockIdx.z) return;
   const DeviceTimeline tl = g_timeline;
   if (!tl.records) return;
   std::uint64_t ns;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
   const unsigned i = atomicAdd(tl.count, 1u);
-  if (i < tl.capacity) tl.records[i] = TimelineRecord{ns, gridDim.x * gridDim.y * gridDim.z, blockDim.x};
+  if (i < tl.capacity) tl.records[i] = TimelineRecord{ns, gridDim.x * gridDim.y * gridDim.z, block};
 }
 
 }  // namespace
+
+// A phase boundary inside a kernel on the timeline (tag shown in the block column; kept out of committed kernels).
+__device__ __forceinline__ void timeline_mark(unsigned tag) { timeline_record(tag); }
 
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-  timeline_record();
+  timeline_record(blockDim.x);
 }
 
 __device__ __forceinline__ void pdl_trigger() {
