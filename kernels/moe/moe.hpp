@@ -53,8 +53,10 @@ std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w);
 // out is float32 and is accumulated into (the residual stream or the shared-expert output) with float atomics, so
 // the order of a token's top_k additions is not fixed. Ids outside [0, num_experts) are skipped. The
 // intermediate silu(gate) * up is rounded to bf16 before the down GEMM. A single token takes two GEMV kernels
-// instead of the tiled ones (moe_gemv.cuh; TROUPE_MOE_GEMV_TOKENS=0 keeps the tiles).
+// instead of the tiled ones (moe_gemv.cuh; TROUPE_MOE_GEMV_TOKENS=0 keeps the tiles). always_on > 0 promises that
+// each token's last always_on slots are experts num_experts - always_on + s (MoeRouting's packed shared experts):
+// a single token's gate/up GEMV then runs them before its programmatic wait, beside the routing kernel.
 void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
-                 const MoeWeights& w, void* workspace, float* out, cudaStream_t s);
+                 const MoeWeights& w, void* workspace, float* out, cudaStream_t s, int always_on = 0);
 
 }  // namespace troupe::kernels

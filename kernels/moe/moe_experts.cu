@@ -197,10 +197,11 @@ void run_gemv(const GemvArgs& a, int n, cudaStream_t s) {
 
 // The single-token path: true when it ran.
 bool try_gemv(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
-              const MoeWeights& w, __nv_bfloat16* h, float* out, cudaStream_t s) {
+              int always_on, const MoeWeights& w, __nv_bfloat16* h, float* out, cudaStream_t s) {
   if (n > gemv_max_tokens() || std::size_t(top_k) * w.inter * 2 > kGemvMaxSmem) return false;  // h in shared memory
-  const GemvArgs a{x, topk_ids, topk_weights, top_k, w.num_experts, w.hidden, w.inter, w.w13, w.w2,
+  GemvArgs a{x, topk_ids, topk_weights, top_k, w.num_experts, w.hidden, w.inter, w.w13, w.w2,
                    w.w13_scale, w.w2_scale, h, out};
+  a.always_on = n == 1 && always_on > 0 && always_on <= top_k && always_on <= w.num_experts ? always_on : 0;
   if (w.fp8)
     run_gemv<true>(a, n, s);
   else
@@ -217,7 +218,7 @@ std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) 
 }
 
 void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
-                 const MoeWeights& w, void* workspace, float* out, cudaStream_t s) {
+                 const MoeWeights& w, void* workspace, float* out, cudaStream_t s, int always_on) {
   validate(n, top_k, w);
   if (n == 0) return;
   if (!workspace) throw std::invalid_argument("moe_experts: workspace is null (moe_workspace_bytes)");
@@ -233,7 +234,7 @@ void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, co
   auto* num_tiles = reinterpret_cast<int*>(base + l.num_tiles);
   auto* h = reinterpret_cast<__nv_bfloat16*>(base + l.h);
   auto* gate_up = reinterpret_cast<float*>(base + l.gate_up);
-  if (try_gemv(x, n, topk_ids, topk_weights, top_k, w, h, out, s)) {
+  if (try_gemv(x, n, topk_ids, topk_weights, top_k, always_on, w, h, out, s)) {
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) throw std::runtime_error(std::string("moe_experts (gemv): ") + cudaGetErrorString(e));
     return;

@@ -33,6 +33,9 @@ struct GemvArgs {
   const float *w13_scale, *w2_scale;
   __nv_bfloat16* h;  // [n * top_k, inter]
   float* out;        // [n, hidden]
+  // One token (n = 1): its last always_on slots are experts num_experts - always_on + s whatever the routing
+  // (MoeRouting's packed shared experts); the gate/up GEMV runs them first, before its programmatic wait.
+  int always_on = 0;
 };
 
 constexpr int kGemvWarps = 8;
@@ -78,16 +81,26 @@ __device__ __forceinline__ float2 row_dot2(const void* row_a, const void* row_b,
   return acc;
 }
 
-// grid (ceil(inter / kGemvWarps), n * top_k).
+// grid (ceil(inter / kGemvWarps), n * top_k). With always_on (one token), block row y runs slot (y + top_k -
+// always_on) % top_k: the always-on slots come first, so their blocks are the ones resident while moe_route runs,
+// and their experts are known without its ids: they compute before the programmatic wait. x is complete then
+// (moe_route passed its own wait on the router GEMV, which waited for the norm that wrote x; pdl.cuh), and h is
+// written only after the wait.
 template <bool FP8>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_gate_up_kernel(GemvArgs a) {
-  detail::pdl_wait();  // the ids and x come from the kernels before (pdl.cuh)
-  detail::pdl_trigger();
-  const int p = blockIdx.y, e = a.topk_ids[p];
-  if (e < 0 || e >= a.num_experts) return;  // skipped ids leave h unread
-  const __nv_bfloat16* xs = a.x + std::size_t(p / a.top_k) * a.hidden;
+  const int S = gridDim.y == unsigned(a.top_k) ? a.always_on : 0;
+  const int p = S ? (int(blockIdx.y) + a.top_k - S) % a.top_k : int(blockIdx.y);
+  const bool early = p >= a.top_k - S;
+  if (!early) detail::pdl_wait();  // the ids and x come from the kernels before (pdl.cuh)
+  const int e = early ? a.num_experts - S + (p - (a.top_k - S)) : a.topk_ids[p];
   const int lane = threadIdx.x % 32, i = blockIdx.x * kGemvWarps + threadIdx.x / 32;
-  if (i >= a.inter) return;
+  if (e < 0 || e >= a.num_experts || i >= a.inter) {  // skipped ids leave h unread
+    if (early) detail::pdl_wait();
+    detail::pdl_trigger();
+    return;
+  }
+  if (!early) detail::pdl_trigger();
+  const __nv_bfloat16* xs = a.x + std::size_t(p / a.top_k) * a.hidden;
   const std::size_t esz = FP8 ? 1 : 2, rows = std::size_t(2) * a.inter;
   const auto* base = static_cast<const unsigned char*>(a.w13) + std::size_t(e) * rows * a.hidden * esz;
   const int kb = (a.hidden + 127) / 128, ib = (a.inter + 127) / 128;
@@ -96,6 +109,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_gate_up_kernel(GemvArgs 
   const float2 gu = row_dot2<FP8>(base + std::size_t(i) * a.hidden * esz,
                                   base + (std::size_t(a.inter) + i) * a.hidden * esz, xs, a.hidden, sg, su, lane);
   const float g = warp_sum(gu.x), u = warp_sum(gu.y);
+  if (early) {
+    detail::pdl_wait();
+    detail::pdl_trigger();
+  }
   if (lane == 0) a.h[std::size_t(p) * a.inter + i] = __float2bfloat16(g / (1.f + expf(-g)) * u);
 }
 

@@ -276,11 +276,11 @@ void moe_experts_lt(Gemm& gemm, const bf16* x, int n, const std::int32_t* topk_i
 }
 
 void moe_experts_auto(Gemm& gemm, const bf16* x, int n, const std::int32_t* topk_ids, const float* topk_weights,
-                      int top_k, const MoeWeights& w, void* workspace, float* out, cudaStream_t s) {
+                      int top_k, const MoeWeights& w, void* workspace, float* out, cudaStream_t s, int always_on) {
   if (moe_lt_takes(n, top_k, w, s))
     lt_all(gemm, x, n, topk_ids, topk_weights, top_k, w, workspace, out, s, true);
   else
-    moe_experts(x, n, topk_ids, topk_weights, top_k, w, workspace, out, s);
+    moe_experts(x, n, topk_ids, topk_weights, top_k, w, workspace, out, s, always_on);
 }
 
 }  // namespace troupe::kernels

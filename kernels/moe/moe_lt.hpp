@@ -38,9 +38,9 @@ void moe_experts_lt(Gemm& gemm, const __nv_bfloat16* x, int n, const std::int32_
 
 // moe_experts_lt when moe_lt_takes (a bf16 chunk whose routing turns out too skewed for the batched GEMMs and
 // too small for per-expert ones goes to moe_experts after all), else moe_experts. workspace:
-// moe_workspace_bytes(max_tokens, top_k, w) with n <= max_tokens.
+// moe_workspace_bytes(max_tokens, top_k, w) with n <= max_tokens. always_on: moe_experts'.
 void moe_experts_auto(Gemm& gemm, const __nv_bfloat16* x, int n, const std::int32_t* topk_ids,
                       const float* topk_weights, int top_k, const MoeWeights& w, void* workspace, float* out,
-                      cudaStream_t s);
+                      cudaStream_t s, int always_on = 0);
 
 }  // namespace troupe::kernels

@@ -366,7 +366,7 @@ const bf16* DeepseekCudaModel::feed_forward(const Layer& L, int T) {
   route(L, T, on);
   // prefill-sized batches: per-expert cuBLASLt GEMMs (one host sync); decode: the grouped kernels
   kernels::moe_experts_auto(*gemm_, h_, T, topk_ids_, topk_w_, routing_.top_k + on, L.experts, moe_ws_, residual_,
-                            stream_);
+                            stream_, on);
   if (!cfg_.n_shared_experts || on) return nullptr;
   if (L.shared.inter) return mlp(L.shared, T);
   return mlp(Mlp{expert_gate_up(L.experts, E), expert_down(L.experts, E), L.experts.inter}, T);

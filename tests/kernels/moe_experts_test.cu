@@ -136,8 +136,10 @@ std::vector<float> reference(const HostExperts& hx, const std::vector<float>& x,
 // grouped: moe_experts; lt: moe_experts_lt; automatic: moe_experts_auto (the reference follows its choice).
 enum class Path { grouped, lt, automatic };
 
+// always_on > 0 (grouped path): the last always_on slots of each token are experts E - always_on + s, promised to
+// moe_experts (a single token's gate/up GEMV runs them before its programmatic wait).
 void run_experts(const char* what, const Shape& sh, int n, const std::vector<int>& ids, unsigned seed,
-                 Path path = Path::grouped) {
+                 Path path = Path::grouped, int always_on = 0) {
   const HostExperts hx(sh, seed);
   std::mt19937 rng(seed);
   const std::vector<float> x = random_bf16(rng, std::size_t(n) * sh.H, -1.f, 1.f);
@@ -164,7 +166,7 @@ void run_experts(const char* what, const Shape& sh, int n, const std::vector<int
                                      path == Path::lt ? troupe::kernels::moe_lt_workspace_bytes(n, sh.K, w) : 0));
   bool lt = path == Path::lt;
   if (path == Path::grouped) {
-    troupe::kernels::moe_experts(d_x.p, n, d_ids.p, d_w.p, sh.K, w, ws.p, d_out.p, nullptr);
+    troupe::kernels::moe_experts(d_x.p, n, d_ids.p, d_w.p, sh.K, w, ws.p, d_out.p, nullptr, always_on);
   } else {
     troupe::kernels::Gemm gemm;
     if (path == Path::lt) {
@@ -331,4 +333,23 @@ KERNEL_TEST(moe_experts_lt_wgmma) {
   run_experts("lt wgmma fp8 n=4500 (two chunks), hidden 512", {4, 2, 512, 256, true}, 4500,
               pick(4500, 2, 4, -1, 104), 104, Path::lt);
   troupe::kernels::moe_lt_use_wgmma(was);
+}
+
+// Shared experts packed as always-on experts, promised to moe_experts: one token's gate/up GEMV runs their slots
+// first (R1: 8 routed + 1 shared in FP8; V2-Lite-like bf16 with 2), and a batch of 3 tokens ignores the promise.
+KERNEL_TEST(moe_experts_always_on_first) {
+  auto with_always_on = [](std::vector<int> ids, int n, int K, int E, int S) {
+    std::vector<int> out;
+    for (int t = 0; t < n; ++t) {
+      out.insert(out.end(), ids.begin() + t * (K - S), ids.begin() + (t + 1) * (K - S));
+      for (int s = 0; s < S; ++s) out.push_back(E - S + s);
+    }
+    return out;
+  };
+  run_experts("R1 full widths fp8 n=1, shared expert first", {9, 9, 7168, 2048, true}, 1,
+              with_always_on(pick(1, 8, 8, -1, 121), 1, 9, 9, 1), 121, Path::grouped, 1);
+  run_experts("V2-Lite widths bf16 n=1, 2 shared experts first", {10, 8, 2048, 1408, false}, 1,
+              with_always_on(pick(1, 6, 8, -1, 122), 1, 8, 10, 2), 122, Path::grouped, 2);
+  run_experts("tiny fp8 n=3, always-on promise on the tiled path", {12, 3, 256, 64, true}, 3,
+              with_always_on(pick(3, 2, 11, -1, 123), 3, 3, 12, 1), 123, Path::grouped, 1);
 }
