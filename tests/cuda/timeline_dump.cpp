@@ -46,7 +46,8 @@ void TimelineCapture::finish(cudaStream_t s, int steps, const std::string& label
     if (f) std::fclose(f);
     return;
   }
-  // Step 0 is the warm-up; position k's span ends at record k + 1 (the last one at the next step's first).
+  // Step 0 (the first after attaching) is left out; position k's span ends at record k + 1 (the last position's at
+  // the next step's first record, so the final step's last position has none).
   const unsigned per = n / unsigned(steps);
   std::fprintf(f, "# %s: %u kernels per step, %d steps; us from this kernel's wait to the next one's\n", label.c_str(),
                per, steps - 1);
