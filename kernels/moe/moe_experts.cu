@@ -200,7 +200,7 @@ bool try_gemv(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const
               int always_on, const MoeWeights& w, __nv_bfloat16* h, float* out, cudaStream_t s) {
   if (n > gemv_max_tokens() || std::size_t(top_k) * w.inter * 2 > kGemvMaxSmem) return false;  // h in shared memory
   GemvArgs a{x, topk_ids, topk_weights, top_k, w.num_experts, w.hidden, w.inter, w.w13, w.w2,
-                   w.w13_scale, w.w2_scale, h, out};
+             w.w13_scale, w.w2_scale, h, out};
   a.always_on = n == 1 && always_on > 0 && always_on <= top_k && always_on <= w.num_experts ? always_on : 0;
   if (w.fp8)
     run_gemv<true>(a, n, s);
