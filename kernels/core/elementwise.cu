@@ -34,6 +34,17 @@ __global__ void embedding_kernel(const bf16* table, const std::int32_t* ids, int
   }
 }
 
+// Vector v of a residual row into a, with x's vector added and the sum stored back when x is not null.
+__device__ __forceinline__ void add_residual8(float* r, const bf16* xr, int v, float (&a)[8]) {
+  detail::load_f32x8(r + v * 8, a);
+  if (!xr) return;
+  float b[8];
+  detail::load_bf16x8(xr + v * 8, b);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) a[j] += b[j];
+  detail::store_f32x8(r + v * 8, a);
+}
+
 // residual += x; out = residual * rsqrt(mean(residual^2) + eps) * weight. The second pass re-reads the
 // residual row, which is still in L1/L2 (a 7168-wide float row is 28 KB). Rows of one 8-vector per thread (the
 // launch makes them so up to 8192) keep it in registers, and their weights are loaded before the wait: at one token
@@ -55,29 +66,13 @@ __global__ void add_rmsnorm_kernel(float* residual, const bf16* x, const bf16* w
   float ss = 0;
   if (one) {
     float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (mine) {
-      detail::load_f32x8(r + v0 * 8, a);
-      if (xr) {
-        float b[8];
-        detail::load_bf16x8(xr + v0 * 8, b);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) a[j] += b[j];
-        detail::store_f32x8(r + v0 * 8, a);
-      }
-    }
+    if (mine) add_residual8(r, xr, v0, a);
     return detail::rmsnorm_vec_finish(a, w, mine, eps, hidden, o, nullptr, red);
   }
   if (vec) {
     for (int v = threadIdx.x; v < hidden / 8; v += blockDim.x) {
       float a[8];
-      detail::load_f32x8(r + v * 8, a);
-      if (xr) {
-        float b[8];
-        detail::load_bf16x8(xr + v * 8, b);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) a[j] += b[j];
-        detail::store_f32x8(r + v * 8, a);
-      }
+      add_residual8(r, xr, v, a);
 #pragma unroll
       for (int j = 0; j < 8; ++j) ss += a[j] * a[j];
     }
