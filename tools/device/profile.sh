@@ -8,6 +8,9 @@
 # Occupancy, LaunchStats and WarpStateStats sections over the range's last N kernels (one line each through
 # ncu_detail.py: DRAM %, issue slots, occupancy, waves, stall reasons). NCU_CACHE=none keeps L2 as the kernels
 # before left it (ncu flushes it before each kernel by default): what a prefetch into L2 does to the next kernel.
+# ncu runs kernels one by one, so it hides the programmatic (PDL) overlap of a decode graph; for the time each
+# kernel holds the critical path as the graph runs, use the in-graph timeline (kernels/core/timeline.hpp):
+#   TROUPE_TIMELINE=$OUT/tl TROUPE_SMOKE_ROWS="decode batch 1" troupe_cuda_check --smoke /tmp/troupe-models/r1 4 8
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/troupe-out}; mkdir -p "$OUT"
