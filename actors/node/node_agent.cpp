@@ -5,8 +5,10 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <limits>
 #include <map>
+#include <utility>
 
 namespace troupe {
 
@@ -42,6 +44,10 @@ struct AgentState {
   std::uint32_t devices = 0;
   std::shared_ptr<NodeSession> session;
   std::map<std::uint32_t, Placed> workers;  // by rank
+  // The last workers stopped on purpose (address, rank): a worker that was exiting on its own (a crash) when the
+  // head replaced it may still deliver its exit message after the unlink, and that must not end the session.
+  // Bounded: such a message comes at once or never.
+  std::deque<std::pair<caf::actor_addr, std::uint32_t>> retired;
   std::string nccl_id;                      // the latest group's ncclUniqueId (for the cuda backend)
   std::uint64_t nccl_generation = 0;
   caf::actor head;
@@ -51,15 +57,22 @@ struct AgentState {
 using StatePtr = std::shared_ptr<AgentState>;
 
 // Workers are linked to the agent (so they die with it); a worker stopped on purpose is unlinked first,
-// or its exit would take the agent down too.
+// or its exit would take the agent down too, and remembered in case its exit message was already on its way.
+void retire(caf::event_based_actor* self, AgentState& st, std::uint32_t rank, const gpu_worker_actor& w) {
+  constexpr std::size_t kRetiredKept = 64;
+  self->unlink_from(w);
+  st.retired.emplace_back(w.address(), rank);
+  if (st.retired.size() > kRetiredKept) st.retired.pop_front();
+  caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+}
+
 void stop_workers(caf::event_based_actor* self, AgentState& st, std::uint64_t below_generation) {
   for (auto it = st.workers.begin(); it != st.workers.end();) {
     if (it->second.generation >= below_generation) {
       ++it;
       continue;
     }
-    self->unlink_from(it->second.worker);
-    caf::anon_send_exit(it->second.worker, caf::exit_reason::user_shutdown);
+    retire(self, st, it->first, it->second.worker);
     it = st.workers.erase(it);
   }
 }
@@ -81,8 +94,7 @@ caf::result<gpu_worker_actor> place(caf::event_based_actor* self, AgentState& st
   }
   stop_workers(self, st, gen);  // a newer group replaces whatever an older one left here
   if (auto it = st.workers.find(rank); it != st.workers.end()) {
-    self->unlink_from(it->second.worker);
-    caf::anon_send_exit(it->second.worker, caf::exit_reason::user_shutdown);
+    retire(self, st, rank, it->second.worker);
     st.workers.erase(it);
   }
   if (st.devices != 0 && st.workers.size() >= st.devices)
@@ -106,6 +118,13 @@ caf::behavior node_agent(caf::event_based_actor* self, std::uint32_t devices, st
       if (it->second.worker.address() != em.source) continue;
       spdlog::error("gpu worker of rank {} exited ({})", it->first, caf::to_string(em.reason));
       stp->workers.erase(it);
+      return;
+    }
+    for (auto r = stp->retired.begin(); r != stp->retired.end(); ++r) {
+      if (r->first != em.source) continue;
+      spdlog::error("gpu worker of rank {} exited ({}) as it was being replaced", r->second,
+                    caf::to_string(em.reason));
+      stp->retired.erase(r);
       return;
     }
     end_session(self, *stp, "stopped (" + caf::to_string(em.reason) + ")");
