@@ -193,7 +193,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
 //   out[row] += sum over entries, in entry order, of weight(entry) * part[row, entry]   (deterministic)
 //
 // The dots run in f16x2 (dot.cuh's dot_fp8x16_f16: ~25 instructions per 16-byte chunk instead of ~60) against h
-// staged once per block as f16 x 2^-8, after the first two rounds' weights are on their way. Lane l reads chunks
+// staged once per block as f16 x 2^-8, after the first two rounds' weights are on their way. Each entry's h row lies
+// as two planes, the first and the second 8 values of every 16-value chunk, so that a warp's 16-byte reads of one
+// plane hit distinct banks (interleaved, lane l read bytes 32 l and 32 l + 16: ncu counted 1.85 M bank conflicts in
+// 4.1 M shared-memory wavefronts of the R1 kernel). Lane l reads chunks
 // l, l + 32, ... (CPL of them, the last predicated) of an item's row.
 constexpr int kFlatThreads = 512, kFlatItems = 2, kFlatWideThreads = 1024;  // wide: moe_experts.cu's run_down_flat
 template <int CPL, int THREADS = kFlatThreads, int G = kFlatItems>
@@ -244,7 +247,7 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
         for (int u = 0; u < CPL; ++u) {
           const int c = lane + 32 * u;
           if (c >= chunks) break;
-          d = fmaf(__ldg(cur[g].scale + c / 8), detail::dot_fp8x16_f16(v[g][u], hrow[2 * c], hrow[2 * c + 1]), d);
+          d = fmaf(__ldg(cur[g].scale + c / 8), detail::dot_fp8x16_f16(v[g][u], hrow[c], hrow[chunks + c]), d);
         }
       }
       d = warp_sum(d);
@@ -268,7 +271,10 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
   detail::pdl_wait();  // h comes from the gate/up GEMV
   detail::pdl_trigger();
   const uint4* src = reinterpret_cast<const uint4*>(a.h + std::size_t(t) * a.top_k * a.inter);
-  for (int i = threadIdx.x; i < a.top_k * a.inter / 8; i += blockDim.x) h16[i] = detail::f16_scaled8(src[i]);
+  for (int i = threadIdx.x; i < a.top_k * a.inter / 8; i += blockDim.x) {
+    const int row = i / (a.inter / 8), r = i % (a.inter / 8);  // -> plane r % 2, chunk r / 2 of the entry's row
+    h16[std::size_t(row) * a.inter / 8 + (r % 2) * chunks + r / 2] = detail::f16_scaled8(src[i]);
+  }
   __syncthreads();
   for (int i0 = warp; i0 < items; i0 += 2 * R) {
     consume(ca, va, i0);

@@ -352,4 +352,11 @@ KERNEL_TEST(moe_experts_always_on_first) {
               with_always_on(pick(1, 6, 8, -1, 122), 1, 8, 10, 2), 122, Path::grouped, 2);
   run_experts("tiny fp8 n=3, always-on promise on the tiled path", {12, 3, 256, 64, true}, 3,
               with_always_on(pick(3, 2, 11, -1, 123), 3, 3, 12, 1), 123, Path::grouped, 1);
+  // a routed slot's id skipped (-1) beside the early shared expert, and five always-on slots at once
+  std::vector<int> skipped = with_always_on(pick(1, 8, 8, -1, 124), 1, 9, 9, 1);
+  skipped[3] = -1;
+  run_experts("R1 full widths fp8 n=1, shared expert first, one id skipped", {9, 9, 7168, 2048, true}, 1, skipped,
+              124, Path::grouped, 1);
+  run_experts("fp8 n=1, five always-on slots", {12, 8, 1024, 2048, true}, 1,
+              with_always_on(pick(1, 3, 7, -1, 125), 1, 8, 12, 5), 125, Path::grouped, 5);
 }
