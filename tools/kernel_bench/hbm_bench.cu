@@ -12,7 +12,20 @@
 namespace troupe::kernel_bench {
 namespace {
 
-template <int U>
+// The 16-byte load of the stream rows: 0 ld_stream16 (the GEMVs' evict-first loads), 1 ld_nc16 (no L2 policy: the
+// MoE gate/up GEMV's), 2 the same with the .L2::256B prefetch-size hint (each miss fetches 256 bytes).
+template <int LOAD>
+__device__ __forceinline__ uint4 bench_load(const uint4* p) {
+  if constexpr (LOAD == 0) return kernels::detail::ld_stream16(p);
+  if constexpr (LOAD == 1) return kernels::detail::ld_nc16(p);
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+template <int U, int LOAD = 0>
 __global__ void __launch_bounds__(256) stream_read_kernel(const uint4* p, std::size_t n, unsigned* sink) {
   const std::size_t threads = std::size_t(gridDim.x) * blockDim.x;
   const std::size_t tid = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -22,7 +35,7 @@ __global__ void __launch_bounds__(256) stream_read_kernel(const uint4* p, std::s
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const std::size_t i = base + u * threads;
-      v[u] = i < n ? kernels::detail::ld_stream16(p + i) : make_uint4(0, 0, 0, 0);
+      v[u] = i < n ? bench_load<LOAD>(p + i) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
@@ -123,12 +136,14 @@ void slice_case(Bench& bench, const Buffer& buf, std::size_t bytes, int warps_pe
   });
 }
 
-template <int U>
+template <int U, int LOAD = 0>
 void stream_case(Bench& bench, const Buffer& buf, std::size_t bytes, int warps_per_sm, int sms, unsigned* sink) {
   const int blocks = sms * warps_per_sm / 8;
-  const std::string kernel = "hbm_read U=" + std::to_string(U) + " " + std::to_string(warps_per_sm) + " warps/SM";
+  const char* load = LOAD == 0 ? "" : LOAD == 1 ? " (no L2 policy)" : " (L2::256B)";
+  const std::string kernel =
+      "hbm_read U=" + std::to_string(U) + " " + std::to_string(warps_per_sm) + " warps/SM" + load;
   bench.time(kernel, std::to_string(bytes >> 20) + " MiB", double(bytes), 0, Peak::memory, [&](cudaStream_t s) {
-    stream_read_kernel<U><<<blocks, 256, 0, s>>>(buf.as<uint4>(), bytes / 16, sink);
+    stream_read_kernel<U, LOAD><<<blocks, 256, 0, s>>>(buf.as<uint4>(), bytes / 16, sink);
   });
 }
 
@@ -146,6 +161,8 @@ KERNEL_BENCH(hbm_stream) {
     stream_case<16>(bench, buf, bytes, 32, sms, sink.as<unsigned>());
     stream_case<8>(bench, buf, bytes, 16, sms, sink.as<unsigned>());
     stream_case<4>(bench, buf, bytes, 64, sms, sink.as<unsigned>());  // 32 registers a thread at most
+    stream_case<8, 1>(bench, buf, bytes, 32, sms, sink.as<unsigned>());
+    stream_case<8, 2>(bench, buf, bytes, 32, sms, sink.as<unsigned>());
     slice_case<8>(bench, buf, bytes, 32, sms, sink.as<unsigned>());
     slice_case<8>(bench, buf, bytes, 8, sms, sink.as<unsigned>());  // one block per SM
     bulk_case<16384, 8, true>(bench, buf, bytes, 1, sms, sink.as<unsigned>());
