@@ -66,8 +66,9 @@ __global__ void __launch_bounds__(256) slice_read_kernel(const uint4* p, std::si
 // The same bytes through the copy engine: 1-D bulk copies (cp.async.bulk, no tensor map) of STAGE bytes into a ring
 // of DEPTH shared-memory stages per block, which the block's warps then read (CONSUME) or only wait for. Chunk c
 // of the buffer goes to block c % grid (one moving window, like stream_read_kernel). cuBLASLt's lm_head, fed by
-// TMA, reads 1.85 GB at ~4.55 TB/s where the 16-byte loads above reach ~4.26: this says whether the GEMVs'
-// weights would stream faster that way.
+// TMA, reads 1.85 GB at ~4.55 TB/s where the 16-byte loads above reach ~4.26. Measured (docs/BENCHMARKS.md, session
+// 13): past its start this streams at ~4.6 TB/s against ~4.3, but its start costs ~4 us more, so at 38-264 MiB
+// it is even or slower.
 template <int STAGE, int DEPTH, bool CONSUME>
 __global__ void __launch_bounds__(128) bulk_read_kernel(const unsigned char* p, std::size_t n, unsigned* sink) {
   extern __shared__ __align__(128) unsigned char ring[];
@@ -75,7 +76,8 @@ __global__ void __launch_bounds__(128) bulk_read_kernel(const unsigned char* p, 
   const std::size_t chunks = n / STAGE;
   const std::size_t mine = chunks > blockIdx.x ? (chunks - 1 - blockIdx.x) / gridDim.x + 1 : 0;
   if (threadIdx.x == 0) {
-    for (int d = 0; d < DEPTH; ++d) kernels::detail::mbar_init(&full[d], 1), kernels::detail::mbar_init(&empty[d], 4);
+    for (int d = 0; d < DEPTH; ++d)  // empty: one arrival per warp
+      kernels::detail::mbar_init(&full[d], 1), kernels::detail::mbar_init(&empty[d], blockDim.x / 32);
     kernels::detail::mbar_init_fence();
   }
   __syncthreads();
