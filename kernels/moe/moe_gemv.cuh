@@ -193,11 +193,11 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
 //   out[row] += sum over entries, in entry order, of weight(entry) * part[row, entry]   (deterministic)
 //
 // The dots run in f16x2 (dot.cuh's dot_fp8x16_f16: ~25 instructions per 16-byte chunk instead of ~60) against h
-// staged once per block as f16 x 2^-8, after the first two rounds' weights are on their way. Each entry's h row lies
-// as two planes, the first and the second 8 values of every 16-value chunk, so that a warp's 16-byte reads of one
-// plane hit distinct banks (interleaved, lane l read bytes 32 l and 32 l + 16: ncu counted 1.85 M bank conflicts in
-// 4.1 M shared-memory wavefronts of the R1 kernel). Lane l reads chunks
-// l, l + 32, ... (CPL of them, the last predicated) of an item's row.
+// staged once per block as f16 x 2^-8, after the first two rounds' weights are on their way. Lane l reads chunks
+// l, l + 32, ... (CPL of them, the last predicated) of an item's row. Each entry's h row lies as two planes, the
+// first and the second 8 values of every 16-value chunk, so that a warp's 16-byte reads of one plane hit distinct
+// banks (interleaved, lane l read bytes 32 l and 32 l + 16: ncu counted 1.85 M bank conflicts in 4.1 M
+// shared-memory wavefronts of the R1 kernel).
 constexpr int kFlatThreads = 512, kFlatItems = 2, kFlatWideThreads = 1024;  // wide: moe_experts.cu's run_down_flat
 template <int CPL, int THREADS = kFlatThreads, int G = kFlatItems>
 __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) {

@@ -15,7 +15,8 @@ class TimelineCapture {
   ~TimelineCapture();
   TimelineCapture(const TimelineCapture&) = delete;
   TimelineCapture& operator=(const TimelineCapture&) = delete;
-  // Detaches and writes the table of `steps` equal steps (the warm-up one included) for `label`.
+  // Detaches and writes the table of the `steps` equal steps recorded since attaching, for `label`; the first of
+  // them is left out of it (see timeline_dump.cpp).
   void finish(cudaStream_t s, int steps, const std::string& label);
 
  private:
