@@ -314,14 +314,22 @@ void DeepseekCudaModel::attention(const Layer& L, std::uint32_t l, const kernels
   prep.eps = kLatentNormEps, prep.latent_dim = kvr_, prep.rope_dim = rope_;
   prep.cos_sin = cs, prep.interleaved = interleave_, prep.rows = latent_, prep.row_stride = row_;
   kernels::mla_latent_prep(prep, b, cache, stream_);
-  if (q_lora_) linear(qa_n_, T, L.q_b, q_);
+  // One decode token on R1 / V3 shapes: q_b and W_UK in one kernel (mla_absorb.hpp), q_ left unwritten.
+  const bool absorb = !prefill_.active() && kernels::mla_absorb_fits(T, kvr_, rope_, nope_, v_);
+  const bool qb_absorb = absorb && q_lora_ && L.q_b.is_fp8() &&
+                         kernels::mla_qb_absorb_fits(T, q_lora_, qk_, nope_, rope_, kvr_);
+  if (q_lora_ && !qb_absorb) linear(qa_n_, T, L.q_b, q_);
   if (prefill_.active()) {
     kernels::rope(q_, T, heads_, heads_ * qk_, qk_, nope_, rope_, b.positions, cs, interleave_, stream_);
     return prefill_attention(L, cache, b);
   }
-  if (kernels::mla_absorb_fits(T, kvr_, rope_, nope_, v_)) {  // decode sizes: W_UK, W_UV as fused GEMVs
-    kernels::mla_absorb_q(q_, T, heads_, nope_, rope_, v_, L.kv_b, kvr_, b.positions, cs, interleave_, qfull_,
-                          stream_);
+  if (absorb) {  // decode sizes: W_UK, W_UV as fused GEMVs
+    if (qb_absorb)
+      kernels::mla_qb_absorb(qa_n_, L.q_b.w8, L.q_b.scale, heads_, v_, L.kv_b, b.positions, cs, interleave_, qfull_,
+                             stream_);
+    else
+      kernels::mla_absorb_q(q_, T, heads_, nope_, rope_, v_, L.kv_b, kvr_, b.positions, cs, interleave_, qfull_,
+                            stream_);
     kernels::MlaUvOut uv;
     uv.kv_b = L.kv_b, uv.nope = nope_, uv.v_dim = v_, uv.out = attn_;
     return kernels::mla_attention_absorbed(qfull_, heads_, kvr_, rope_, cache, b, scale_, mla_ws_, olat_, stream_,

@@ -157,5 +157,52 @@ KERNEL_TEST(mla_absorb_q_matches_w_uk_and_rope) {
         "mla_absorb_fits: up to 4 tokens, latent 512 + rope 64 only");
 }
 
+// mla_qb_absorb: q = x W_qb^T (FP8 with 128x128 scales, float64 on the host, rounded to bf16 as the q_b GEMV's
+// output is), then the latent part as q_nope W_UK and the rope part as rope_ref; R1's widths, one token.
+void run_qb_absorb(bool interleaved) {
+  Rng rng(73);
+  const int heads = 128, nope = 128, rope = 64, v = 128, latent = 512, k = 1536, max_pos = 4096;
+  const int qk = nope + rope, width = latent + rope, n = heads * qk;
+  std::vector<float> xf, wf;
+  Dev<std::uint16_t> x(rng.bf16s(k, &xf, -2, 2));
+  const Fp8BlockWeights wq(n, k, rng);
+  Dev<std::uint16_t> kvb(rng.bf16s(std::size_t(heads) * (nope + v) * latent, &wf, -0.1f, 0.1f));
+  const auto cs = rng.floats(std::size_t(max_pos) * rope);
+  Dev<float> dcs(cs);
+  const std::vector<std::int32_t> pos = {rng.integer(0, max_pos - 1)};
+  Dev<std::int32_t> dpos(pos);
+  Dev<std::uint16_t> qfull(std::vector<std::uint16_t>(std::size_t(heads) * width, float_to_bf16(kSentinel)));
+  check(kernels::mla_qb_absorb_fits(1, k, qk, nope, rope, latent), "mla_qb_absorb_fits: R1 widths, one token");
+  kernels::mla_qb_absorb(x.as<bf16>(), wq.codes.as<__nv_fp8_e4m3>(), wq.dev_scales.get(), heads, v, kvb.as<bf16>(),
+                         dpos.get(), dcs.get(), interleaved, qfull.as<bf16>(), nullptr);
+  std::vector<float> q(n), want(std::size_t(heads) * width);
+  for (int r = 0; r < n; ++r) {
+    double acc = 0;
+    for (int e = 0; e < k; ++e)
+      acc += double(xf[e]) * wq.values[std::size_t(r) * k + e] * wq.scales[std::size_t(r / 128) * (k / 128) + e / 128];
+    q[r] = bf16_to_float(float_to_bf16(float(acc)));
+  }
+  for (int h = 0; h < heads; ++h) {
+    for (int c = 0; c < latent; ++c) {
+      double acc = 0;
+      for (int d = 0; d < nope; ++d) acc += double(q[h * qk + d]) * wf[(std::size_t(h) * (nope + v) + d) * latent + c];
+      want[std::size_t(h) * width + c] = float(acc);
+    }
+    float* dst = &want[std::size_t(h) * width + latent];
+    std::copy_n(&q[h * qk + nope], rope, dst);
+    rope_ref(dst, cs, pos[0], rope, interleaved);
+  }
+  // A float32 sum may round q to the bf16 next to the host's; one such q moves a latent value by ~0.1 ulp(q).
+  check_close(interleaved ? "mla_qb_absorb, R1 widths, interleaved rope" : "mla_qb_absorb, R1 widths, half rope",
+              to_floats(qfull.host()), want, 2e-2f, 1.0f / 64);
+}
+
+KERNEL_TEST(mla_qb_absorb_matches_q_b_then_w_uk) {
+  run_qb_absorb(true);
+  run_qb_absorb(false);
+  check(!kernels::mla_qb_absorb_fits(2, 1536, 192, 128, 64, 512) && !kernels::mla_qb_absorb_fits(1, 512, 192, 128, 64, 512),
+        "mla_qb_absorb_fits: one token, R1 / V3 widths only");
+}
+
 }  // namespace
 }  // namespace troupe::kernel_test
