@@ -4,8 +4,9 @@
 // layer: docs/BENCHMARKS.md, session 14). Here the block copies its head's W_UK rows (128 KB) into shared memory
 // before the programmatic wait, i.e. while mla_latent_prep runs and HBM is otherwise idle; then
 //
-//   q[r]    = bf16(qa_n . W_qb[h * 192 + r])            r < 192: 16 warps x 12 rows, 4 rows a round, 3 chunks
-//                                                       of 16 FP8 weights per lane and row (k = 1536)
+//   q[r]    = bf16(qa_n . W_qb[h * 192 + r])            r < 192: 16 warps x 12 rows, 2 rows a round, two
+//                                                       rounds in flight, 3 chunks of 16 FP8 weights per lane
+//                                                       and row (k = 1536), float32 FMAs as the GEMV's
 //   qfull[h, c]       = bf16(sum over d < 128 of q[d] W_UK[h][d][c])     thread c of 512
 //   qfull[h, 512 + :] = rope(q[128:192])                                  threads < 32
 //
@@ -27,9 +28,10 @@ using bf16 = __nv_bfloat16;
 constexpr int kThreads = 512, kWarps = kThreads / 32;
 constexpr int kK = 1536, kNope = 128, kRope = 64, kRows = kNope + kRope, kLatent = 512;
 constexpr int kCpl = kK / 16 / 32;                      // 16-byte chunks per lane and row
-constexpr int kRowsPerWarp = kRows / kWarps, kRound = 4;  // rows per warp; rows per round
+constexpr int kRowsPerWarp = kRows / kWarps, kRound = 2;  // rows per warp; rows per round
 constexpr int kWukBytes = kNope * kLatent * 2;
-static_assert(kRows % kWarps == 0 && kRowsPerWarp % kRound == 0 && kLatent == kThreads, "one column per thread");
+static_assert(kRows % kWarps == 0 && kRowsPerWarp % (2 * kRound) == 0, "rows: whole round pairs per warp");
+static_assert(kLatent == kThreads, "one latent column per thread");
 
 struct Smem {
   bf16 wuk[kNope * kLatent];  // W_UK[h] as kv_b stores it: row d, latent column c
@@ -47,7 +49,7 @@ __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, c
   // W_UK[h]: 128 contiguous rows of kv_b, no output of this step (pdl.cuh): copied now.
   const std::uint8_t* wuk = reinterpret_cast<const std::uint8_t*>(kv_b + std::size_t(h) * head_rows * kLatent);
   for (int i = threadIdx.x; i < kWukBytes / 16; i += kThreads) {
-    const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(reinterpret_cast<std::uint8_t*>(sm.wuk) + i * 16));
+    const auto d = static_cast<unsigned>(__cvta_generic_to_shared(reinterpret_cast<std::uint8_t*>(sm.wuk) + i * 16));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(wuk + std::size_t(i) * 16));
   }
   asm volatile("cp.async.commit_group;");
@@ -55,8 +57,7 @@ __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, c
   auto row_ptr = [&](int i) {  // warp's i-th row: head row warp + kWarps i
     return wq + (std::size_t(h) * kRows + warp + kWarps * i) * kK;
   };
-  uint4 v[kRound][kCpl];
-  auto load = [&](int i0) {
+  auto load = [&](uint4 (&v)[kRound][kCpl], int i0) {
 #pragma unroll
     for (int r = 0; r < kRound; ++r)
 #pragma unroll
@@ -65,14 +66,20 @@ __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, c
   const float* pos_cs = cs + std::size_t(positions[0]) * kRope;
   detail::pdl_wait();  // x (q_a_layernorm's output) comes from mla_latent_prep
   detail::pdl_trigger();
-  load(0);  // (before the wait as well, these loads slowed mla_latent_prep more than they saved: 0.5-1 us)
+  // Two rounds in flight, in two register sets that take turns (as gemv_down_flat_kernel's): one block of 16 warps
+  // per SM spends ~60 instructions per chunk on the dots, which one set's loads left unhidden. Before the wait as
+  // well, these loads slowed mla_latent_prep more than they saved (0.5-1 us). f16x2 dots (dot_fp8x16_f16) measured
+  // no faster and missed the kernel test's tolerance.
+  uint4 va[kRound][kCpl], vb[kRound][kCpl];
+  load(va, 0);
+  load(vb, kRound);
   uint4 xv[kCpl][2];
 #pragma unroll
   for (int u = 0; u < kCpl; ++u) {
     const uint4* p = reinterpret_cast<const uint4*>(x + (lane + 32 * u) * 16);
     xv[u][0] = __ldg(p), xv[u][1] = __ldg(p + 1);
   }
-  for (int i0 = 0; i0 < kRowsPerWarp; i0 += kRound) {
+  auto consume = [&](const uint4 (&v)[kRound][kCpl], int i0) {
 #pragma unroll
     for (int r = 0; r < kRound; ++r) {
       const int row = warp + kWarps * (i0 + r);
@@ -88,7 +95,12 @@ __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, c
         if (row >= kNope) sm.qpe[row - kNope] = q;
       }
     }
-    if (i0 + kRound < kRowsPerWarp) load(i0 + kRound);
+  };
+  for (int i0 = 0; i0 < kRowsPerWarp; i0 += 2 * kRound) {
+    consume(va, i0);
+    if (i0 + 2 * kRound < kRowsPerWarp) load(va, i0 + 2 * kRound);
+    consume(vb, i0 + kRound);
+    if (i0 + 3 * kRound < kRowsPerWarp) load(vb, i0 + 3 * kRound);
   }
   asm volatile("cp.async.wait_all;" ::: "memory");
   __syncthreads();
@@ -98,7 +110,8 @@ __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, c
 #pragma unroll 8
   for (int d = 0; d < kNope; ++d) acc = fmaf(sm.q[d], __bfloat162float(sm.wuk[d * kLatent + c]), acc);
   out[c] = __float2bfloat16(acc);
-  if (threadIdx.x < kRope / 2) detail::rope_pair(sm.qpe, out + kLatent, nullptr, pos_cs, threadIdx.x, kRope / 2, interleaved);
+  if (threadIdx.x < kRope / 2)
+    detail::rope_pair(sm.qpe, out + kLatent, nullptr, pos_cs, threadIdx.x, kRope / 2, interleaved);
 }
 
 }  // namespace

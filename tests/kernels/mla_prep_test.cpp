@@ -200,7 +200,8 @@ void run_qb_absorb(bool interleaved) {
 KERNEL_TEST(mla_qb_absorb_matches_q_b_then_w_uk) {
   run_qb_absorb(true);
   run_qb_absorb(false);
-  check(!kernels::mla_qb_absorb_fits(2, 1536, 192, 128, 64, 512) && !kernels::mla_qb_absorb_fits(1, 512, 192, 128, 64, 512),
+  check(!kernels::mla_qb_absorb_fits(2, 1536, 192, 128, 64, 512) &&
+            !kernels::mla_qb_absorb_fits(1, 512, 192, 128, 64, 512),
         "mla_qb_absorb_fits: one token, R1 / V3 widths only");
 }
 

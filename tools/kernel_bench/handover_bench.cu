@@ -4,7 +4,8 @@
 // chain of kStages dependent steps, each doing no work but reading what the step before wrote (one value per
 // block, so the dependency is real), runs as
 //   - kStages kernels in a CUDA graph, launched plainly or as programmatic dependent launches (the decode path's
-//     way: pdl.cuh), at one block per SM and at 8;
+//     way: pdl.cuh), at one block per SM and at 8; and with blocks as heavy as mla_qb_absorb's or mla_fast's
+//     (512 threads, 132 or 187 KiB of shared memory), at every step or every other one;
 //   - one kernel of one block per SM whose steps are separated by a grid barrier (an atomic arrival count and a
 //     spin on it: the hand-over a persistent kernel would pay instead);
 //   - the same with one block producing each step and the others waiting on its flag (a small step run by one
@@ -30,7 +31,7 @@ __device__ __forceinline__ unsigned ld_acquire(const unsigned* p) {
 
 // Step s of the kernel chain: block b reads what block (b + 1) % grid of the step before wrote (buf[s - 1]) and
 // writes its own value of step s.
-__global__ void __launch_bounds__(256) chain_step_kernel(unsigned* buf, int stage) {
+__global__ void __launch_bounds__(1024) chain_step_kernel(unsigned* buf, int stage) {
   kernels::detail::pdl_wait();
   kernels::detail::pdl_trigger();
   if (threadIdx.x != 0) return;
@@ -76,13 +77,19 @@ void check(cudaError_t e, const char* what) {
 // kStages chain_step_kernel launches captured once; the timed launch replays the graph.
 class ChainGraph {
  public:
-  ChainGraph(cudaStream_t s, unsigned* buf, int blocks, bool pdl) {
+  // Step i runs `threads` threads with `smem` bytes of dynamic shared memory, or (alternate) every other step
+  // does: what a block's footprint and a change of it between kernels add to the hand-over.
+  ChainGraph(cudaStream_t s, unsigned* buf, int blocks, bool pdl, int threads = 256, int smem = 0,
+             bool alternate = false) {
+    check(cudaFuncSetAttribute(chain_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 << 10), "smem");
     check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
     for (int i = 0; i < kStages; ++i) {
+      const bool big = !alternate || i % 2 == 1;
+      const int t = big ? threads : 256, m = big ? smem : 0;
       if (pdl)
-        kernels::launch_pdl(chain_step_kernel, dim3(blocks), dim3(256), 0, s, "chain step", buf, i);
+        kernels::launch_pdl(chain_step_kernel, dim3(blocks), dim3(t), m, s, "chain step", buf, i);
       else
-        chain_step_kernel<<<blocks, 256, 0, s>>>(buf, i);
+        chain_step_kernel<<<blocks, t, m, s>>>(buf, i);
     }
     cudaGraph_t g;
     check(cudaStreamEndCapture(s, &g), "end capture");
@@ -107,6 +114,13 @@ KERNEL_BENCH(handover) {
       const ChainGraph graph(bench.stream(), buf.as<unsigned>(), sms * per_sm, pdl);
       bench.time(std::string(pdl ? "kernel chain, PDL" : "kernel chain, plain") + ", graph, " +
                      std::to_string(per_sm) + " block(s)/SM",
+                 shape, 0, 0, Peak::memory, [&](cudaStream_t s) { graph.launch(s); });
+    }
+  for (const int smem_kb : {132, 187})
+    for (const bool alternate : {false, true}) {
+      const ChainGraph graph(bench.stream(), buf.as<unsigned>(), sms - 4, true, 512, smem_kb << 10, alternate);
+      bench.time("kernel chain, PDL, graph, 1 block/SM of 512 threads and " + std::to_string(smem_kb) +
+                     " KiB shared" + (alternate ? ", every other step (the others 256 threads, none)" : ""),
                  shape, 0, 0, Peak::memory, [&](cudaStream_t s) { graph.launch(s); });
     }
   bench.time("one kernel, grid barrier per step, 1 block/SM", shape, 0, 0, Peak::memory, [&](cudaStream_t s) {
