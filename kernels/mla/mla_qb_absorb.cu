@@ -14,6 +14,7 @@
 // of float32 sums. R1 / V3 shapes only (q_lora 1536, nope 128, rope 64, latent 512, FP8 q_b); one token.
 #include "kernels/core/dot.cuh"
 #include "kernels/core/launch.hpp"
+#include "kernels/core/mma.cuh"
 #include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
 #include "kernels/mla/mla_absorb.hpp"
@@ -40,7 +41,7 @@ struct Smem {
 };
 
 __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, const std::uint8_t* wq,
-                                                                const float* wq_scale, const bf16* kv_b, int heads,
+                                                                const float* wq_scale, const bf16* kv_b,
                                                                 int head_rows, const std::int32_t* positions,
                                                                 const float* cs, bool interleaved, bf16* qfull) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -48,11 +49,9 @@ __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, c
   const int h = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   // W_UK[h]: 128 contiguous rows of kv_b, no output of this step (pdl.cuh): copied now.
   const std::uint8_t* wuk = reinterpret_cast<const std::uint8_t*>(kv_b + std::size_t(h) * head_rows * kLatent);
-  for (int i = threadIdx.x; i < kWukBytes / 16; i += kThreads) {
-    const auto d = static_cast<unsigned>(__cvta_generic_to_shared(reinterpret_cast<std::uint8_t*>(sm.wuk) + i * 16));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(wuk + std::size_t(i) * 16));
-  }
-  asm volatile("cp.async.commit_group;");
+  for (int i = threadIdx.x; i < kWukBytes / 16; i += kThreads)
+    detail::cp_async16(reinterpret_cast<std::uint8_t*>(sm.wuk) + i * 16, wuk + std::size_t(i) * 16, true);
+  detail::cp_async_commit();
   const std::uint64_t policy = detail::l2_policy(true);
   auto row_ptr = [&](int i) {  // warp's i-th row: head row warp + kWarps i
     return wq + (std::size_t(h) * kRows + warp + kWarps * i) * kK;
@@ -102,7 +101,7 @@ __global__ void __launch_bounds__(kThreads, 1) qb_absorb_kernel(const bf16* x, c
     consume(vb, i0 + kRound);
     if (i0 + 3 * kRound < kRowsPerWarp) load(vb, i0 + 3 * kRound);
   }
-  asm volatile("cp.async.wait_all;" ::: "memory");
+  detail::cp_async_wait<0>();
   __syncthreads();
   bf16* out = qfull + std::size_t(h) * (kLatent + kRope);
   const int c = threadIdx.x;
@@ -133,7 +132,7 @@ void mla_qb_absorb(const bf16* x, const __nv_fp8_e4m3* wq, const float* wq_scale
   }();
   if (!sized) throw std::runtime_error("mla_qb_absorb: cannot give the kernel " + std::to_string(smem) + " bytes");
   launch_pdl(qb_absorb_kernel, dim3(heads), dim3(kThreads), smem, s, "mla_qb_absorb", x,
-             reinterpret_cast<const std::uint8_t*>(wq), wq_scale, kv_b, heads, kNope + v_dim, positions, cos_sin,
+             reinterpret_cast<const std::uint8_t*>(wq), wq_scale, kv_b, kNope + v_dim, positions, cos_sin,
              interleaved, qfull);
 }
 

@@ -178,8 +178,10 @@ void run_qb_absorb(bool interleaved) {
   std::vector<float> q(n), want(std::size_t(heads) * width);
   for (int r = 0; r < n; ++r) {
     double acc = 0;
-    for (int e = 0; e < k; ++e)
-      acc += double(xf[e]) * wq.values[std::size_t(r) * k + e] * wq.scales[std::size_t(r / 128) * (k / 128) + e / 128];
+    for (int e = 0; e < k; ++e) {
+      const double scale = wq.scales[std::size_t(r / 128) * (k / 128) + e / 128];
+      acc += double(xf[e]) * wq.values[std::size_t(r) * k + e] * scale;
+    }
     q[r] = bf16_to_float(float_to_bf16(float(acc)));
   }
   for (int h = 0; h < heads; ++h) {
