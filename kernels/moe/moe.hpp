@@ -59,4 +59,13 @@ std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w);
 void moe_experts(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const float* topk_weights, int top_k,
                  const MoeWeights& w, void* workspace, float* out, cudaStream_t s, int always_on = 0);
 
+// out[hidden] += x[k] W^T for one token and an FP8 weight W [hidden, k] with 128x128 block scales: the MoE down
+// GEMV's flat kernel with W's k range cut into kFlatSlice-wide slices that it takes for experts of weight 1 (summed
+// in slice order, no atomics). x is bf16 and is not quantized (f16x2 dots, as the MoE down GEMV). Returns false,
+// launching nothing, for other shapes (k not a multiple of kFlatSlice, more than kFlatMaxSlices slices) or with
+// TROUPE_FLAT_RESIDUAL=0 (A/B). The decode step's o_proj and dense down projection at batch 1.
+constexpr int kFlatSlice = 2048, kFlatMaxSlices = 16;
+bool gemv_fp8_flat_residual(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale, int hidden, int k,
+                            float* out, cudaStream_t s);
+
 }  // namespace troupe::kernels

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace troupe::kernels {
 
@@ -209,7 +210,33 @@ bool try_gemv(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const
   return true;
 }
 
+// The slices' "expert ids" 0, 1, ... and their weights for gemv_fp8_flat_residual.
+__device__ const std::int32_t g_slice_ids[kFlatMaxSlices] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+__device__ const float g_slice_ones[kFlatMaxSlices] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
 }  // namespace
+
+bool gemv_fp8_flat_residual(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale, int hidden, int k,
+                            float* out, cudaStream_t s) {
+  static const bool on = !env_is("TROUPE_FLAT_RESIDUAL", "0");
+  const int slices = k / kFlatSlice;
+  if (!on || hidden <= 0 || k % kFlatSlice != 0 || slices < 1 || slices > kFlatMaxSlices) return false;
+  static const auto ids = [] {
+    void *i = nullptr, *o = nullptr;
+    check_cuda(cudaGetSymbolAddress(&i, g_slice_ids), "gemv_fp8_flat_residual: slice ids");
+    check_cuda(cudaGetSymbolAddress(&o, g_slice_ones), "gemv_fp8_flat_residual: slice weights");
+    return std::pair{static_cast<const std::int32_t*>(i), static_cast<const float*>(o)};
+  }();
+  //   W row j:  | slice 0 (2048) | slice 1 | ... |   "expert" e's row j = W + e * 2048 + j * k
+  //   x:        | h row 0        | h row 1 | ... |   the token's h rows, entry e = slice e
+  GemvArgs a{x, ids.first, ids.second, slices, slices, hidden, kFlatSlice, nullptr, w, nullptr, w_scale,
+             const_cast<__nv_bfloat16*>(x), out};
+  a.w2_e = kFlatSlice, a.w2_j = std::size_t(k);
+  a.s2_e = kFlatSlice / 128, a.s2_j = k / 128;
+  if (!run_down_flat(a, 1, s)) return false;
+  check_launch("gemv_fp8_flat_residual");
+  return true;
+}
 
 std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) {
   // moe_experts_auto runs one path or the other in the same workspace

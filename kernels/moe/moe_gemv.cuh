@@ -36,6 +36,11 @@ struct GemvArgs {
   // One token (n = 1): its last always_on slots are experts num_experts - always_on + s whatever the routing
   // (MoeRouting's packed shared experts); the gate/up GEMV runs them first, before its programmatic wait.
   int always_on = 0;
+  // The down GEMV's row addressing, 0 for the packed layout above: w2 row j of entry e at e w2_e + j w2_j elements,
+  // its scales at e s2_e + (j / 128) s2_j. gemv_fp8_flat_residual (moe.hpp) sets them to cut one weight's k range
+  // into slices that the flat kernel takes for experts.
+  std::size_t w2_e = 0, w2_j = 0;
+  int s2_e = 0, s2_j = 0;
 };
 
 constexpr int kGemvWarps = 8;
@@ -222,8 +227,9 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
     const int j = r0 + i / a.top_k, e = ids[i % a.top_k];
     it.entry = i % a.top_k;
     if (e < 0 || e >= a.num_experts) return it;
-    it.row = w2 + (std::size_t(e) * a.hidden + j) * a.inter;
-    it.scale = a.w2_scale + (std::size_t(e) * hb + j / 128) * ib;
+    const std::size_t w2_e = a.w2_e ? a.w2_e : std::size_t(a.hidden) * a.inter, w2_j = a.w2_j ? a.w2_j : a.inter;
+    it.row = w2 + std::size_t(e) * w2_e + std::size_t(j) * w2_j;
+    it.scale = a.w2_scale + std::size_t(e) * (a.s2_e ? a.s2_e : hb * ib) + std::size_t(j / 128) * (a.s2_j ? a.s2_j : ib);
     return it;
   };
   auto load = [&](const Item (&it)[G], uint4 (&v)[G][CPL]) {

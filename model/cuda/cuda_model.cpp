@@ -1,6 +1,7 @@
 #include "model/cuda/cuda_model.hpp"
 
 #include "kernels/core/ops.hpp"
+#include "kernels/moe/moe.hpp"
 #include "model/cuda/decode_graphs.hpp"
 #include "model/cuda/deepseek_cuda.hpp"
 #include "model/cuda/llama_cuda.hpp"
@@ -219,6 +220,10 @@ const bf16* CudaModel::linear_residual(const bf16* x, int m, const Linear& w, bf
     gemm_->bf16(x, w.w, residual_, kernels::OutType::f32, m, w.n, w.k, stream_, /*accumulate=*/true);
     return nullptr;
   }
+  // One FP8 token: straight into the residual through the MoE down GEMV's flat kernel (no activation quantization,
+  // no bf16 addend; kernels/moe/moe.hpp), where the shape allows.
+  if (m == 1 && kernels::gemv_fp8_flat_residual(x, w.w8, w.scale, int(w.n), int(w.k), residual_, stream_))
+    return nullptr;
   linear(x, m, w, addend);
   return addend;
 }

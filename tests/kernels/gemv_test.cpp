@@ -2,11 +2,13 @@
 // activations) and bf16 weights, shapes that take each row count R and k-split count S of the plan (R1's
 // q_a|kv_a, q_b and router; V2-Lite's kv_a; the longest rows the plan takes; n not a multiple of 128 or of R),
 // bf16 output, float32 and bf16 accumulate. The k-split sums run in a fixed order: a second call gives the same
-// bits.
+// bits. Also kernels/moe's gemv_fp8_flat_residual (one token, FP8 weights, added to a float32 residual) on R1's
+// o_proj and dense down shapes and two small ones, and the shapes it must refuse.
 //
 // Tolerance: the products are float32 FMAs of exactly representable values (bf16 activations, e4m3 or bf16
 // weights); only the float32 summation order and the bf16 output rounding remain.
 #include "kernels/gemm/gemv.hpp"
+#include "kernels/moe/moe.hpp"
 #include "tests/kernels/device_util.hpp"
 #include "tests/kernels/kernel_test.hpp"
 
@@ -90,6 +92,37 @@ KERNEL_TEST(gemv_bf16) {
                   1e-5f * s.k, out.out_f32() ? 1e-5f : 1.0f / 128);
     }
   }
+}
+
+// Tolerance: x is taken as f16 x 2^-8 and the 16 products of a chunk are summed in f16x2 (the MoE down GEMV's
+// dots), so 1% of the output's RMS, where the float32 GEMV above needs 1e-4 sqrt(k).
+KERNEL_TEST(gemv_fp8_flat_residual) {
+  Rng rng(53);
+  for (Shape s : {Shape{7168, 16384}, Shape{7168, 18432}, Shape{200, 4096}, Shape{131, 2048}}) {
+    const Fp8BlockWeights w(s.n, s.k, rng);
+    std::vector<float> xf;
+    Dev<std::uint16_t> x(rng.bf16s(s.k, &xf));
+    const std::vector<float> start = rng.floats(s.n, -4.f, 4.f);
+    Dev<float> out(start);
+    const std::string what = "flat residual GEMV n=" + std::to_string(s.n) + " k=" + std::to_string(s.k);
+    const bool ran = kernels::gemv_fp8_flat_residual(x.as<bf16>(), w.codes.as<fp8>(), w.dev_scales.get(), s.n, s.k,
+                                                     out.get(), nullptr);
+    check(ran, (what + " takes the shape").c_str());
+    std::vector<float> want(s.n);
+    double ss = 0;
+    for (int j = 0; j < s.n; ++j) {
+      const double d = ref_dot(xf, w.values, w.scales, s.k, 0, j);
+      want[j] = float(start[j] + d), ss += d * d;
+    }
+    const float rms = float(std::sqrt(ss / s.n));
+    check(rms > 1.f, (what + ": the product is not negligible against the start").c_str());
+    check_close(what.c_str(), out.host(), want, 1e-2f * rms, 0.f);
+  }
+  Dev<std::uint16_t> x(std::size_t(2048) * 17);
+  Dev<float> out(std::size_t(64));
+  for (int k : {3000, 2048 * 17, 1024})
+    check(!kernels::gemv_fp8_flat_residual(x.as<bf16>(), nullptr, nullptr, 64, k, out.get(), nullptr),
+          ("flat residual GEMV refuses k=" + std::to_string(k)).c_str());
 }
 
 }  // namespace

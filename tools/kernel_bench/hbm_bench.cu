@@ -126,6 +126,51 @@ void bulk_case(Bench& bench, const Buffer& buf, std::size_t bytes, int blocks_pe
   });
 }
 
+// The small-m GEMM's weight reads alone (kernels/gemm/small_m.cu), to tell its access pattern from the rest of
+// it: blocks of 64 rows x a k range of `span` bytes, 4 warps of 16 rows, 7 blocks per SM, kBatch = 4 steps of two
+// 16-byte loads per thread before they are used. MODE 0: small-m's layout, lane (g, q) reading rows g and g + 8 at
+// (step / 2) 128 + 32 q + 16 (step % 2): a load instruction touches 8 rows x 64 bytes, a batch 256 bytes of each of
+// 16 rows. 1: the same bytes, a load instruction reading 512 contiguous bytes of one row (lane l at 16 l). 2: the
+// two loads of a step read the same row (g, then g + 8 in the second half of the range): a batch reads 512
+// contiguous bytes of each of 8 rows.
+template <int MODE>
+__global__ void __launch_bounds__(128, 7) small_m_pattern_kernel(const unsigned char* w, int n, int k, int span,
+                                                                  unsigned* sink) {
+  constexpr int kBatch = 4;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, q = lane & 3;
+  const int row0 = blockIdx.x * 64 + warp * 16;
+  const unsigned char* base = w + std::size_t(blockIdx.y) * span;
+  const int steps = span / 64;  // 64 bytes of each of the warp's 16 rows per step
+  unsigned acc = 0;
+  for (int s0 = 0; s0 < steps; s0 += kBatch) {
+    uint4 v[2 * kBatch];
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      const int s = s0 + i;
+      if (MODE == 0) {
+        const int off = (s >> 1) * 128 + q * 32 + (s & 1) * 16;
+        v[2 * i] = kernels::detail::ld_stream16(base + std::size_t(row0 + g) * k + off);
+        v[2 * i + 1] = kernels::detail::ld_stream16(base + std::size_t(row0 + g + 8) * k + off);
+      } else if (MODE == 2) {
+        const int half = steps / 2, r = g + 8 * (s / half), off = (s % half) * 128 + q * 32;
+        v[2 * i] = kernels::detail::ld_stream16(base + std::size_t(row0 + r) * k + off);
+        v[2 * i + 1] = kernels::detail::ld_stream16(base + std::size_t(row0 + r) * k + off + 16);
+      } else {  // step s, load h: the 512 bytes [512 c, 512 c + 512) of row r, c and r numbering 2 s + h
+        const int item = 2 * s;  // items of 512 bytes: span / 512 per row, 16 rows
+        const int per_row = span / 512;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int it = item + h, r = it / per_row, c = it % per_row;
+          v[2 * i + h] = kernels::detail::ld_stream16(base + std::size_t(row0 + r) * k + c * 512 + lane * 16);
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 2 * kBatch; ++i) acc ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
+  }
+  if (acc == 0x9e3779b9u && n < 0) *sink = acc;
+}
+
 __global__ void empty_kernel() {}
 
 template <int U>
@@ -175,6 +220,30 @@ KERNEL_BENCH(hbm_stream) {
   }
   bench.time("empty kernel (the event timing's own cost)", "-", 0, 0, Peak::memory,
              [&](cudaStream_t s) { empty_kernel<<<sms, 128, 0, s>>>(); });
+}
+
+// Whether the small-m GEMM's read pattern is what holds it below a plain stream (docs/BENCHMARKS.md, session 15).
+KERNEL_BENCH(small_m_pattern) {
+  int dev = 0, sms = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const std::size_t bytes = std::size_t(7168) * 16384;
+  Buffer buf(bytes), sink(4);
+  fill_i32(buf.as<std::int32_t>(), bytes / 4, 0, 1 << 30, 1);
+  stream_case<4>(bench, buf, bytes, 32, sms, sink.as<unsigned>());
+  stream_case<8>(bench, buf, bytes, 32, sms, sink.as<unsigned>());
+  // R1's o_proj as the small-m plan cuts it: 7168 rows of 16384 bytes, 112 row tiles x 8 k splits of 2048 bytes.
+  const int n = 7168, k = 16384, span = 2048;
+  const dim3 grid(n / 64, k / span);
+  const char* what[] = {"8 rows x 64 B per load", "512 B of one row per load", "two loads of a step on one row"};
+  for (int mode = 0; mode < 3; ++mode)
+    bench.time(std::string("small-m read pattern, ") + what[mode], "o_proj 112 MiB", double(n) * k, 0, Peak::memory,
+               [&](cudaStream_t s) {
+                 auto* kernel = mode == 0   ? small_m_pattern_kernel<0>
+                                : mode == 1 ? small_m_pattern_kernel<1>
+                                            : small_m_pattern_kernel<2>;
+                 kernel<<<grid, 128, 0, s>>>(buf.as<unsigned char>(), n, k, span, sink.as<unsigned>());
+               });
 }
 
 }  // namespace
