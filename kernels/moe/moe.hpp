@@ -68,4 +68,12 @@ constexpr int kFlatSlice = 2048, kFlatMaxSlices = 16;
 bool gemv_fp8_flat_residual(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale, int hidden, int k,
                             float* out, cudaStream_t s);
 
+// h[inter] = bf16(silu(x W_gate^T) * (x W_up^T)) for one token and an FP8 weight [gate | up] = [2 inter, hidden] with
+// 128x128 scales stacked the same way (inter a multiple of 128): the MoE gate/up GEMV with that weight as its only
+// expert (float32 dots, no bf16 rounding of gate and up before the SiLU, as for the experts). Returns false,
+// launching nothing, for other shapes or with TROUPE_DENSE_GATE_UP_GEMV=0 (A/B: the GEMV, then silu_mul). The
+// dense MLP layers' gate/up at batch 1.
+bool gemv_fp8_gate_up_silu(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale, int inter,
+                           int hidden, __nv_bfloat16* h, cudaStream_t s);
+
 }  // namespace troupe::kernels

@@ -238,6 +238,19 @@ bool gemv_fp8_flat_residual(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, cons
   return true;
 }
 
+bool gemv_fp8_gate_up_silu(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale, int inter,
+                           int hidden, __nv_bfloat16* h, cudaStream_t s) {
+  static const bool on = !env_is("TROUPE_DENSE_GATE_UP_GEMV", "0");
+  if (!on || inter <= 0 || inter % 128 != 0 || hidden <= 0 || hidden % 16 != 0) return false;
+  void* ids = nullptr;
+  check_cuda(cudaGetSymbolAddress(&ids, g_slice_ids), "gemv_fp8_gate_up_silu: expert id");
+  GemvArgs a{x, static_cast<const std::int32_t*>(ids), nullptr, 1, 1, hidden, inter, w, nullptr, w_scale, nullptr,
+             h, nullptr};
+  launch_pdl(gemv_gate_up_kernel<true>, dim3((inter + kGemvWarps - 1) / kGemvWarps, 1), dim3(kGemvWarps * 32), 0, s,
+             "dense gate/up GEMV", a);
+  return true;
+}
+
 std::size_t moe_workspace_bytes(int max_tokens, int top_k, const MoeWeights& w) {
   // moe_experts_auto runs one path or the other in the same workspace
   const std::size_t lt = moe_lt_pays(max_tokens, top_k, w) ? moe_lt_workspace_bytes(max_tokens, top_k, w) : 0;

@@ -358,9 +358,16 @@ void DeepseekCudaModel::route(const Layer& L, int T, int always_on) {
   kernels::moe_route(router_logits_, T, r, topk_ids_, topk_w_, stream_);
 }
 
+// One FP8 token: gate/up and the SiLU in the MoE gate/up GEMV (kernels/moe/moe.hpp), then the down projection
+// through linear_residual's flat GEMV.
 const bf16* DeepseekCudaModel::mlp(const Mlp& m, int T) {
-  linear(h_, T, m.gate_up, gate_up_);
-  kernels::silu_mul(gate_up_, T, m.inter, act_, stream_);
+  const bool fused = T == 1 && m.gate_up.is_fp8() &&
+                     kernels::gemv_fp8_gate_up_silu(h_, m.gate_up.w8, m.gate_up.scale, m.inter, m.gate_up.k, act_,
+                                                    stream_);
+  if (!fused) {
+    linear(h_, T, m.gate_up, gate_up_);
+    kernels::silu_mul(gate_up_, T, m.inter, act_, stream_);
+  }
   return linear_residual(act_, T, m.down, addend_);
 }
 

@@ -7,7 +7,8 @@
 # kernels for single-token decode; TROUPE_GEMV_TOKENS=0, the GEMMs for decode projections; TROUPE_MLA_ABSORB=0, the
 # batched W_UK / W_UV GEMMs with their own q_pe and split-merge launches; TROUPE_MLA_QB_ABSORB=0, q_b's GEMV apart
 # from W_UK's at one decode token; TROUPE_FLAT_RESIDUAL=0, o_proj and the dense down projection of one decode token
-# quantized and through the small-m GEMM), and with each one off alone (the
+# quantized and through the small-m GEMM; TROUPE_DENSE_GATE_UP_GEMV=0, the dense MLP's gate/up of one decode token
+# as a GEMV and silu_mul), and with each one off alone (the
 # decode-only paths change no prompt row). Two more switch a choice inside a fast path: "no_mla_wgmma"
 # (TROUPE_MLA_PREFILL_WGMMA=0), the non-absorbed MLA prefill on mma.sync instead of wgmma; "moe_wgmma"
 # (TROUPE_MOE_LT_WGMMA=1), the grouped wgmma expert GEMMs at any rows per expert (the prompt below has ~34, where
@@ -46,14 +47,15 @@ PY
 # fast paths with other MLA prefill pieces (512 keys) and query tiles (64 rows). The fast paths should sit at them.
 off="TROUPE_FUSE_QKV_A=0 TROUPE_SHARED_MERGE_TOKENS=0 TROUPE_MOE_LT=0 TROUPE_MLA_PREFILL_MIN=0"
 off+=" TROUPE_MOE_GEMV_TOKENS=0 TROUPE_GEMV_TOKENS=0 TROUPE_MLA_ABSORB=0"
-off+=" TROUPE_MLA_QB_ABSORB=0 TROUPE_FLAT_RESIDUAL=0"  # one line: `read` below splits the variants at newlines
+off+=" TROUPE_MLA_QB_ABSORB=0 TROUPE_FLAT_RESIDUAL=0 TROUPE_DENSE_GATE_UP_GEMV=0"  # one line: `read` below splits the variants at newlines
 variants=("fast||" "plain|$off|" "chunked|$off|--max-num-batched-tokens 256" "chunked32|$off|--max-num-batched-tokens 32"
           "reorder|TROUPE_MLA_PREFILL_PIECE=512 TROUPE_MLA_PREFILL_TILE=64|"
           "no_fuse|TROUPE_FUSE_QKV_A=0|" "no_merge|TROUPE_SHARED_MERGE_TOKENS=0|" "no_lt|TROUPE_MOE_LT=0|"
           "no_mla_prefill|TROUPE_MLA_PREFILL_MIN=0|" "no_mla_wgmma|TROUPE_MLA_PREFILL_WGMMA=0|"
           "moe_wgmma|TROUPE_MOE_LT_WGMMA=1|" "no_gemv|TROUPE_MOE_GEMV_TOKENS=0|"
           "no_dense_gemv|TROUPE_GEMV_TOKENS=0|" "no_mla_absorb|TROUPE_MLA_ABSORB=0|"
-          "no_qb_absorb|TROUPE_MLA_QB_ABSORB=0|" "no_flat_residual|TROUPE_FLAT_RESIDUAL=0|")
+          "no_qb_absorb|TROUPE_MLA_QB_ABSORB=0|" "no_flat_residual|TROUPE_FLAT_RESIDUAL=0|"
+          "no_dense_gate_up|TROUPE_DENSE_GATE_UP_GEMV=0|")
 for v in "${variants[@]}"; do
   IFS='|' read -r name envs flags <<< "$v"
   # shellcheck disable=SC2086  # envs and flags are word lists
@@ -76,4 +78,4 @@ factor=$([[ $dtype == bf16 ]] && echo 1.5 || echo 3)
 echo "== R1, 4 layers, $dtype dummy weights"
 python3 "$here/switch_ab.py" "$OUT" "$dtype" plain chunked:plain,chunked32:plain,reorder:fast "$factor" \
   fast no_fuse no_merge no_lt no_mla_prefill no_mla_wgmma moe_wgmma no_gemv no_dense_gemv no_mla_absorb no_qb_absorb \
-  no_flat_residual
+  no_flat_residual no_dense_gate_up

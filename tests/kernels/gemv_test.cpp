@@ -3,7 +3,8 @@
 // q_a|kv_a, q_b and router; V2-Lite's kv_a; the longest rows the plan takes; n not a multiple of 128 or of R),
 // bf16 output, float32 and bf16 accumulate. The k-split sums run in a fixed order: a second call gives the same
 // bits. Also kernels/moe's gemv_fp8_flat_residual (one token, FP8 weights, added to a float32 residual) on R1's
-// o_proj and dense down shapes and two small ones, and the shapes it must refuse.
+// o_proj and dense down shapes and two small ones, and the shapes it must refuse; and gemv_fp8_gate_up_silu (the
+// dense MLP's gate/up and SiLU at one token) on R1's dense widths and a small shape.
 //
 // Tolerance: the products are float32 FMAs of exactly representable values (bf16 activations, e4m3 or bf16
 // weights); only the float32 summation order and the bf16 output rounding remain.
@@ -123,6 +124,32 @@ KERNEL_TEST(gemv_fp8_flat_residual) {
   for (int k : {3000, 2048 * 17, 1024})
     check(!kernels::gemv_fp8_flat_residual(x.as<bf16>(), nullptr, nullptr, 64, k, out.get(), nullptr),
           ("flat residual GEMV refuses k=" + std::to_string(k)).c_str());
+}
+
+// Tolerance: float32 dots as the FP8 GEMV's, then silu(g) u rounded to bf16 (1/128 relative).
+KERNEL_TEST(gemv_fp8_gate_up_silu) {
+  Rng rng(59);
+  for (Shape s : {Shape{18432, 7168}, Shape{256, 512}}) {  // n = inter, k = hidden
+    const Fp8BlockWeights w(2 * s.n, s.k, rng);              // [gate | up]
+    std::vector<float> xf;
+    Dev<std::uint16_t> x(rng.bf16s(s.k, &xf));
+    Dev<std::uint16_t> h(std::size_t(s.n));
+    const std::string what = "dense gate/up GEMV inter=" + std::to_string(s.n) + " hidden=" + std::to_string(s.k);
+    check(kernels::gemv_fp8_gate_up_silu(x.as<bf16>(), w.codes.as<fp8>(), w.dev_scales.get(), s.n, s.k, h.as<bf16>(),
+                                         nullptr),
+          (what + " takes the shape").c_str());
+    std::vector<float> want(s.n), got(s.n);
+    const auto hh = h.host();
+    for (int i = 0; i < s.n; ++i) {
+      const double g = ref_dot(xf, w.values, w.scales, s.k, 0, i), u = ref_dot(xf, w.values, w.scales, s.k, 0, s.n + i);
+      want[i] = float(g / (1.0 + std::exp(-g)) * u);
+      got[i] = bf16_to_float(hh[i]);
+    }
+    check_close(what.c_str(), got, want, 1e-3f * s.k, 1.0f / 128);
+  }
+  Dev<std::uint16_t> x(std::size_t(512));
+  check(!kernels::gemv_fp8_gate_up_silu(x.as<bf16>(), nullptr, nullptr, 200, 512, nullptr, nullptr),
+        "dense gate/up GEMV refuses inter % 128 != 0");
 }
 
 }  // namespace
