@@ -228,8 +228,9 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
     it.entry = i % a.top_k;
     if (e < 0 || e >= a.num_experts) return it;
     const std::size_t w2_e = a.w2_e ? a.w2_e : std::size_t(a.hidden) * a.inter, w2_j = a.w2_j ? a.w2_j : a.inter;
+    const int s2_e = a.s2_e ? a.s2_e : hb * ib, s2_j = a.s2_j ? a.s2_j : ib;
     it.row = w2 + std::size_t(e) * w2_e + std::size_t(j) * w2_j;
-    it.scale = a.w2_scale + std::size_t(e) * (a.s2_e ? a.s2_e : hb * ib) + std::size_t(j / 128) * (a.s2_j ? a.s2_j : ib);
+    it.scale = a.w2_scale + std::size_t(e) * s2_e + std::size_t(j / 128) * s2_j;
     return it;
   };
   auto load = [&](const Item (&it)[G], uint4 (&v)[G][CPL]) {

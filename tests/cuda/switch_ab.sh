@@ -47,7 +47,8 @@ PY
 # fast paths with other MLA prefill pieces (512 keys) and query tiles (64 rows). The fast paths should sit at them.
 off="TROUPE_FUSE_QKV_A=0 TROUPE_SHARED_MERGE_TOKENS=0 TROUPE_MOE_LT=0 TROUPE_MLA_PREFILL_MIN=0"
 off+=" TROUPE_MOE_GEMV_TOKENS=0 TROUPE_GEMV_TOKENS=0 TROUPE_MLA_ABSORB=0"
-off+=" TROUPE_MLA_QB_ABSORB=0 TROUPE_FLAT_RESIDUAL=0 TROUPE_DENSE_GATE_UP_GEMV=0"  # one line: `read` below splits the variants at newlines
+off+=" TROUPE_MLA_QB_ABSORB=0 TROUPE_FLAT_RESIDUAL=0 TROUPE_DENSE_GATE_UP_GEMV=0"
+# (one line: `read` below splits the variants at newlines)
 variants=("fast||" "plain|$off|" "chunked|$off|--max-num-batched-tokens 256" "chunked32|$off|--max-num-batched-tokens 32"
           "reorder|TROUPE_MLA_PREFILL_PIECE=512 TROUPE_MLA_PREFILL_TILE=64|"
           "no_fuse|TROUPE_FUSE_QKV_A=0|" "no_merge|TROUPE_SHARED_MERGE_TOKENS=0|" "no_lt|TROUPE_MOE_LT=0|"
