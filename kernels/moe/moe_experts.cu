@@ -214,6 +214,17 @@ bool try_gemv(const __nv_bfloat16* x, int n, const std::int32_t* topk_ids, const
 __device__ const std::int32_t g_slice_ids[kFlatMaxSlices] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 __device__ const float g_slice_ones[kFlatMaxSlices] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
+// Their device addresses, looked up once (the eager decode step calls these functions every layer).
+std::pair<const std::int32_t*, const float*> slice_table() {
+  static const auto table = [] {
+    void *i = nullptr, *o = nullptr;
+    check_cuda(cudaGetSymbolAddress(&i, g_slice_ids), "flat GEMV slice ids");
+    check_cuda(cudaGetSymbolAddress(&o, g_slice_ones), "flat GEMV slice weights");
+    return std::pair{static_cast<const std::int32_t*>(i), static_cast<const float*>(o)};
+  }();
+  return table;
+}
+
 }  // namespace
 
 bool gemv_fp8_flat_residual(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale, int hidden, int k,
@@ -221,12 +232,7 @@ bool gemv_fp8_flat_residual(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, cons
   static const bool on = !env_is("TROUPE_FLAT_RESIDUAL", "0");
   const int slices = k / kFlatSlice;
   if (!on || hidden <= 0 || k % kFlatSlice != 0 || slices < 1 || slices > kFlatMaxSlices) return false;
-  static const auto ids = [] {
-    void *i = nullptr, *o = nullptr;
-    check_cuda(cudaGetSymbolAddress(&i, g_slice_ids), "gemv_fp8_flat_residual: slice ids");
-    check_cuda(cudaGetSymbolAddress(&o, g_slice_ones), "gemv_fp8_flat_residual: slice weights");
-    return std::pair{static_cast<const std::int32_t*>(i), static_cast<const float*>(o)};
-  }();
+  const auto ids = slice_table();
   //   W row j:  | slice 0 (2048) | slice 1 | ... |   "expert" e's row j = W + e * 2048 + j * k
   //   x:        | h row 0        | h row 1 | ... |   the token's h rows, entry e = slice e
   GemvArgs a{x, ids.first, ids.second, slices, slices, hidden, kFlatSlice, nullptr, w, nullptr, w_scale,
@@ -242,10 +248,7 @@ bool gemv_fp8_gate_up_silu(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const
                            int hidden, __nv_bfloat16* h, cudaStream_t s) {
   static const bool on = !env_is("TROUPE_DENSE_GATE_UP_GEMV", "0");
   if (!on || inter <= 0 || inter % 128 != 0 || hidden <= 0 || hidden % 16 != 0) return false;
-  void* ids = nullptr;
-  check_cuda(cudaGetSymbolAddress(&ids, g_slice_ids), "gemv_fp8_gate_up_silu: expert id");
-  GemvArgs a{x, static_cast<const std::int32_t*>(ids), nullptr, 1, 1, hidden, inter, w, nullptr, w_scale, nullptr,
-             h, nullptr};
+  GemvArgs a{x, slice_table().first, nullptr, 1, 1, hidden, inter, w, nullptr, w_scale, nullptr, h, nullptr};
   launch_pdl(gemv_gate_up_kernel<true>, dim3((inter + kGemvWarps - 1) / kGemvWarps, 1), dim3(kGemvWarps * 32), 0, s,
              "dense gate/up GEMV", a);
   return true;
