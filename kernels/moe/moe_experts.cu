@@ -3,6 +3,7 @@
 // Only the experts the batch routes to are read; nothing waits on the host (CUDA-graph safe).
 #include "kernels/core/launch.hpp"
 #include "kernels/moe/moe.hpp"
+#include "kernels/moe/moe_gate_up_flat.cuh"
 #include "kernels/moe/moe_gemm.cuh"
 #include "kernels/moe/moe_gemv.cuh"
 #include "kernels/moe/moe_lt.hpp"
@@ -184,10 +185,31 @@ bool run_down_flat(const GemvArgs& a, int n, cudaStream_t s) {
   return true;
 }
 
+// gemv_gate_up_flat_kernel for one FP8 token (moe_gate_up_flat.cuh); false: the shape is not for it.
+// TROUPE_MOE_GATE_UP_FLAT=0 keeps gemv_gate_up_kernel (A/B).
+bool run_gate_up_flat(const GemvArgs& a, int n, cudaStream_t s, const char* what) {
+  static const bool on = !env_is("TROUPE_MOE_GATE_UP_FLAT", "0");
+  if (!on || n != 1 || a.hidden % 16 != 0 || a.inter <= 0) return false;
+  const int pieces = gate_up_flat_pieces(a.hidden, kGateUpFlatCpl);
+  // Blocks hold whole SMs: with always-on slots one SM is left to moe_route, which runs while their items do. As
+  // few blocks as the same rows per block need: R1's 2048 rows as 128 x 16, not 131 blocks of 15 or 16 (the
+  // blocks of 16 rows would set the kernel's end).
+  const int most = std::max(1, sm_count() - (a.always_on ? 1 : 0)), per = (a.inter + most - 1) / most;
+  const int blocks = (a.inter + per - 1) / per;
+  const std::size_t smem = gate_up_flat_smem(a.hidden, per, a.top_k, pieces);
+  if (smem > kGemvMaxSmem) return false;
+  static std::atomic<std::uint64_t> done{0};
+  opt_in_smem(gemv_gate_up_flat_kernel<kGateUpFlatCpl>, kGemvMaxSmem, done);
+  launch_pdl(gemv_gate_up_flat_kernel<kGateUpFlatCpl>, dim3(blocks), dim3(kGateUpFlatThreads), smem, s, what, a,
+             pieces);
+  return true;
+}
+
 template <bool FP8>
 void run_gemv(const GemvArgs& a, int n, cudaStream_t s) {
-  launch_pdl(gemv_gate_up_kernel<FP8>, dim3((a.inter + kGemvWarps - 1) / kGemvWarps, n * a.top_k),
-             dim3(kGemvWarps * 32), 0, s, "moe gate/up GEMV", a);
+  if (!FP8 || !run_gate_up_flat(a, n, s, "moe gate/up GEMV"))
+    launch_pdl(gemv_gate_up_kernel<FP8>, dim3((a.inter + kGemvWarps - 1) / kGemvWarps, n * a.top_k),
+               dim3(kGemvWarps * 32), 0, s, "moe gate/up GEMV", a);
   if (FP8 && run_down_flat(a, n, s)) return;
   const std::size_t smem = std::size_t(a.top_k) * a.inter * 2;
   static std::atomic<std::uint64_t> done{0};
@@ -249,6 +271,7 @@ bool gemv_fp8_gate_up_silu(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const
   static const bool on = !env_is("TROUPE_DENSE_GATE_UP_GEMV", "0");
   if (!on || inter <= 0 || inter % 128 != 0 || hidden <= 0 || hidden % 16 != 0) return false;
   GemvArgs a{x, slice_table().first, nullptr, 1, 1, hidden, inter, w, nullptr, w_scale, nullptr, h, nullptr};
+  if (run_gate_up_flat(a, 1, s, "dense gate/up GEMV")) return true;
   launch_pdl(gemv_gate_up_kernel<true>, dim3((inter + kGemvWarps - 1) / kGemvWarps, 1), dim3(kGemvWarps * 32), 0, s,
              "dense gate/up GEMV", a);
   return true;

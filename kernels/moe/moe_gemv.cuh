@@ -10,7 +10,8 @@
 //                                        h[p, i] = bf16(silu(g) * u)
 //   gemv_down:    warp (token t, row j):  out[t, j] += sum_p of t  weight(p) * (h[p] . W2[e(p)][j])
 //
-// FP8 experts' down GEMV usually runs as gemv_down_flat_kernel instead (one block per SM, f16x2 dots; below).
+// FP8 experts' down GEMV usually runs as gemv_down_flat_kernel instead (one block per SM, f16x2 dots; below), their
+// gate/up GEMV at one token as gemv_gate_up_flat_kernel (moe_gate_up_flat.cuh).
 // FP8 rows: chunk c of 16 bytes lies inside one 128-wide k block, so each chunk's partial dot is multiplied by its
 // block scale (scale [e, row / 128, c * 16 / 128]). bf16 rows: chunks of 8 elements, no scale. Each out[t, j] is
 // summed by one warp (or, flat, by one thread in entry order), so the down GEMV adds without atomics
