@@ -16,7 +16,8 @@
 // Warp w takes items w, w + W, ... in two register sets that take turns (as the flat down GEMV). x lies in two
 // planes (the first and the second 8 values of every 16-value chunk) so that a warp's 16-byte reads of one plane hit
 // distinct banks. The dots run in f16x2 against x staged as f16 x 2^-8 (dot_fp8x16_f16, as the flat down GEMV: x
-// up to ~4600 in magnitude); float32 dots (dot_fp8x16) took ~88 us on R1 with moe_route's window, against ~76 (its issue slots).
+// up to ~4600 in magnitude); float32 dots (dot_fp8x16) took ~88 us on R1 with moe_route's window, against ~76
+// (they used up its issue slots).
 #include "kernels/core/dot.cuh"
 #include "kernels/core/pdl.cuh"
 #include "kernels/core/vec.cuh"
