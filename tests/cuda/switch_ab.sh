@@ -8,7 +8,8 @@
 # batched W_UK / W_UV GEMMs with their own q_pe and split-merge launches; TROUPE_MLA_QB_ABSORB=0, q_b's GEMV apart
 # from W_UK's at one decode token; TROUPE_FLAT_RESIDUAL=0, o_proj and the dense down projection of one decode token
 # quantized and through the small-m GEMM; TROUPE_DENSE_GATE_UP_GEMV=0, the dense MLP's gate/up of one decode token
-# as a GEMV and silu_mul), and with each one off alone (the
+# as a GEMV and silu_mul; TROUPE_MOE_GATE_UP_FLAT=0, the expert gate/up GEMV of one decode token over 8-warp blocks
+# instead of one block per SM), and with each one off alone (the
 # decode-only paths change no prompt row). Two more switch a choice inside a fast path: "no_mla_wgmma"
 # (TROUPE_MLA_PREFILL_WGMMA=0), the non-absorbed MLA prefill on mma.sync instead of wgmma; "moe_wgmma"
 # (TROUPE_MOE_LT_WGMMA=1), the grouped wgmma expert GEMMs at any rows per expert (the prompt below has ~34, where
@@ -47,7 +48,7 @@ PY
 # fast paths with other MLA prefill pieces (512 keys) and query tiles (64 rows). The fast paths should sit at them.
 off="TROUPE_FUSE_QKV_A=0 TROUPE_SHARED_MERGE_TOKENS=0 TROUPE_MOE_LT=0 TROUPE_MLA_PREFILL_MIN=0"
 off+=" TROUPE_MOE_GEMV_TOKENS=0 TROUPE_GEMV_TOKENS=0 TROUPE_MLA_ABSORB=0"
-off+=" TROUPE_MLA_QB_ABSORB=0 TROUPE_FLAT_RESIDUAL=0 TROUPE_DENSE_GATE_UP_GEMV=0"
+off+=" TROUPE_MLA_QB_ABSORB=0 TROUPE_FLAT_RESIDUAL=0 TROUPE_DENSE_GATE_UP_GEMV=0 TROUPE_MOE_GATE_UP_FLAT=0"
 # (one line: `read` below splits the variants at newlines)
 variants=("fast||" "plain|$off|" "chunked|$off|--max-num-batched-tokens 256" "chunked32|$off|--max-num-batched-tokens 32"
           "reorder|TROUPE_MLA_PREFILL_PIECE=512 TROUPE_MLA_PREFILL_TILE=64|"
@@ -56,7 +57,7 @@ variants=("fast||" "plain|$off|" "chunked|$off|--max-num-batched-tokens 256" "ch
           "moe_wgmma|TROUPE_MOE_LT_WGMMA=1|" "no_gemv|TROUPE_MOE_GEMV_TOKENS=0|"
           "no_dense_gemv|TROUPE_GEMV_TOKENS=0|" "no_mla_absorb|TROUPE_MLA_ABSORB=0|"
           "no_qb_absorb|TROUPE_MLA_QB_ABSORB=0|" "no_flat_residual|TROUPE_FLAT_RESIDUAL=0|"
-          "no_dense_gate_up|TROUPE_DENSE_GATE_UP_GEMV=0|")
+          "no_dense_gate_up|TROUPE_DENSE_GATE_UP_GEMV=0|" "no_gate_up_flat|TROUPE_MOE_GATE_UP_FLAT=0|")
 for v in "${variants[@]}"; do
   IFS='|' read -r name envs flags <<< "$v"
   # shellcheck disable=SC2086  # envs and flags are word lists
@@ -79,4 +80,4 @@ factor=$([[ $dtype == bf16 ]] && echo 1.5 || echo 3)
 echo "== R1, 4 layers, $dtype dummy weights"
 python3 "$here/switch_ab.py" "$OUT" "$dtype" plain chunked:plain,chunked32:plain,reorder:fast "$factor" \
   fast no_fuse no_merge no_lt no_mla_prefill no_mla_wgmma moe_wgmma no_gemv no_dense_gemv no_mla_absorb no_qb_absorb \
-  no_flat_residual no_dense_gate_up
+  no_flat_residual no_dense_gate_up no_gate_up_flat
