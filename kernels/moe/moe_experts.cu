@@ -169,19 +169,24 @@ bool run_down_flat(const GemvArgs& a, int n, cudaStream_t s) {
   const int blocks = std::min(sm_count(), a.hidden), rows = (a.hidden + blocks - 1) / blocks;
   const std::size_t smem = (std::size_t(a.top_k) * a.inter * 2 + 15) / 16 * 16 + std::size_t(rows) * a.top_k * 4;
   if (!down_flat() || per_lane > 8 || smem > kGemvMaxSmem) return false;
-  // Rows of 4 chunks per lane (R1 / V3's inter 2048) run 32 warps of one item per round instead of 16 of two (ncu:
-  // 16 warps issued 39% of the time, few stalls each; R1 MoE layer 0.210-0.225 -> 0.209-0.214 ms, 5 layers
-  // 1.512-1.522 -> 1.505-1.516 ms, alternating runs; TROUPE_MOE_DOWN_WIDE=0: 16 warps).
+  // Rows of 4 chunks per lane (R1 / V3's inter 2048) run warps of one item per round instead of 16 of two (ncu:
+  // 16 warps issued 39% of the time, few stalls each; with 32 warps, R1 MoE layer 0.210-0.225 -> 0.209-0.214 ms,
+  // alternating runs; TROUPE_MOE_DOWN_WIDE=0: 16 warps), 24 warps with three rounds in flight (147 KB per SM, 80
+  // registers a thread) rather than 32 with two (128 KB): R1 8 layers 1.933-1.935 against 1.950-1.962 ms, the
+  // o_proj through it 36.8 -> 34.8 us (TROUPE_MOE_DOWN_SETS=2: 32 warps, two rounds).
   static const bool wide_on = !env_is("TROUPE_MOE_DOWN_WIDE", "0");
-  const int v = per_lane <= 1 ? 0 : per_lane <= 2 ? 1 : per_lane > 4 ? 3 : wide_on ? 4 : 2;
+  static const bool sets2 = env_is("TROUPE_MOE_DOWN_SETS", "2");
+  const int v = per_lane <= 1 ? 0 : per_lane <= 2 ? 1 : per_lane > 4 ? 3 : !wide_on ? 2 : sets2 ? 5 : 4;
   auto* kernel = v == 0   ? gemv_down_flat_kernel<1>
                  : v == 1 ? gemv_down_flat_kernel<2>
                  : v == 2 ? gemv_down_flat_kernel<4>
                  : v == 3 ? gemv_down_flat_kernel<8>
-                          : gemv_down_flat_kernel<4, kFlatWideThreads, 1>;
-  static std::atomic<std::uint64_t> done[5] = {};  // one opt-in per kernel
+                 : v == 4 ? gemv_down_flat_kernel<4, kFlatWideThreads, 1, 3>
+                          : gemv_down_flat_kernel<4, 1024, 1>;
+  static std::atomic<std::uint64_t> done[6] = {};  // one opt-in per kernel
   opt_in_smem(kernel, kGemvMaxSmem, done[v]);
-  launch_pdl(kernel, dim3(blocks, n), dim3(v == 4 ? kFlatWideThreads : kFlatThreads), smem, s, "moe down GEMV", a);
+  const int threads = v == 4 ? kFlatWideThreads : v == 5 ? 1024 : kFlatThreads;
+  launch_pdl(kernel, dim3(blocks, n), dim3(threads), smem, s, "moe down GEMV", a);
   return true;
 }
 

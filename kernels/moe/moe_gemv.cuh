@@ -188,14 +188,14 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
   if (lane == 0) a.out[std::size_t(t) * a.hidden + j] += acc;
 }
 
-// The FP8 down GEMV over one block per SM: 512 threads with G = 2 items per warp and round, or 1024 with G = 1 for
-// rows of 4 chunks per lane (R1; run_down_flat says why). gemv_down_kernel's 896 blocks of 8 warps run 1.7 waves on
+// The FP8 down GEMV over one block per SM: 512 threads with G = 2 items per warp and round, or 768 with G = 1 and
+// three rounds in flight for rows of 4 chunks per lane (R1; run_down_flat says why). gemv_down_kernel's 896 blocks of 8 warps run 1.7 waves on
 // the H200, each block staging h before its first weight load: 52 us for R1's 132 MB, where a plain streaming read
 // of 132 MB takes 39 (troupe_kernel_bench hbm_stream). Block b owns the output rows [b H / B, (b + 1) H / B)
 // of token blockIdx.y (even to ~2%: ~490 items per SM on R1), its warps walk the (row, expert) items of them:
 //
-//   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., G per round, two rounds'
-//   part[i] = h[entry] . W2[e][row] (whole warp)      weights in flight (two register sets taking turns)
+//   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., G per round, SETS rounds'
+//   part[i] = h[entry] . W2[e][row] (whole warp)      weights in flight (SETS register sets taking turns)
 //   out[row] += sum over entries, in entry order, of weight(entry) * part[row, entry]   (deterministic)
 //
 // The dots run in f16x2 (dot.cuh's dot_fp8x16_f16: ~25 instructions per 16-byte chunk instead of ~60) against h
@@ -204,8 +204,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
 // first and the second 8 values of every 16-value chunk, so that a warp's 16-byte reads of one plane hit distinct
 // banks (interleaved, lane l read bytes 32 l and 32 l + 16: ncu counted 1.85 M bank conflicts in 4.1 M
 // shared-memory wavefronts of the R1 kernel).
-constexpr int kFlatThreads = 512, kFlatItems = 2, kFlatWideThreads = 1024;  // wide: moe_experts.cu's run_down_flat
-template <int CPL, int THREADS = kFlatThreads, int G = kFlatItems>
+constexpr int kFlatThreads = 512, kFlatItems = 2, kFlatWideThreads = 768;  // wide: moe_experts.cu's run_down_flat
+template <int CPL, int THREADS = kFlatThreads, int G = kFlatItems, int SETS = 2>
 __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char gemv_smem[];
   auto* h16 = reinterpret_cast<uint4*>(gemv_smem);  // 8 f16 per uint4
@@ -267,15 +267,15 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
     for (int g = 0; g < G; ++g) it[g] = item(i0 + W * g);
     load(it, v);
   };
-  // Two rounds in flight, in two register sets that take turns (a round's set is refilled two rounds ahead right
-  // after its dots; copying the next round's registers into the current ones stalled each round until the next
-  // round had arrived). The ids were complete before the gate/up GEMV's own wait returned (pdl.cuh): the first two
+  // SETS rounds in flight, in as many register sets that take turns (a round's set is refilled SETS rounds ahead
+  // right after its dots; copying the next round's registers into the current ones stalled each round until the
+  // next round had arrived). The ids were complete before the gate/up GEMV's own wait returned (pdl.cuh): the first
   // rounds' rows stream in while that kernel ends.
   const int R = W * G;
-  Item ca[G], cb[G];
-  uint4 va[G][CPL], vb[G][CPL];
-  next(ca, va, warp);
-  next(cb, vb, warp + R);
+  Item cur[SETS][G];
+  uint4 val[SETS][G][CPL];
+#pragma unroll
+  for (int k = 0; k < SETS; ++k) next(cur[k], val[k], warp + k * R);
   detail::pdl_wait();  // h comes from the gate/up GEMV
   detail::pdl_trigger();
   const uint4* src = reinterpret_cast<const uint4*>(a.h + std::size_t(t) * a.top_k * a.inter);
@@ -284,12 +284,13 @@ __global__ void __launch_bounds__(THREADS, 1) gemv_down_flat_kernel(GemvArgs a) 
     h16[std::size_t(row) * a.inter / 8 + (r % 2) * chunks + r / 2] = detail::f16_scaled8(src[i]);
   }
   __syncthreads();
-  for (int i0 = warp; i0 < items; i0 += 2 * R) {
-    consume(ca, va, i0);
-    next(ca, va, i0 + 2 * R);
-    if (i0 + R >= items) break;
-    consume(cb, vb, i0 + R);
-    next(cb, vb, i0 + 3 * R);
+  for (int i0 = warp; i0 < items; i0 += SETS * R) {
+#pragma unroll
+    for (int k = 0; k < SETS; ++k) {
+      if (i0 + k * R >= items) break;
+      consume(cur[k], val[k], i0 + k * R);
+      next(cur[k], val[k], i0 + (k + SETS) * R);
+    }
   }
   __syncthreads();
   for (int r = threadIdx.x; r < r1 - r0; r += blockDim.x) {
