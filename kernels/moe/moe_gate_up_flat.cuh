@@ -28,7 +28,7 @@
 namespace troupe::kernels::moe_detail {
 
 // R1: 224-chunk pieces = 7 per lane. 24 warps, two rounds in flight: 172 KB of loads per SM at 80 registers a thread
-// (R1 MoE layer, graphs: 16 warps at 114 registers ~5 us slower, 32 warps with 4 chunks per lane ~3 us slower).
+// (R1 8-layer step, graphs: 16 warps at 114 registers, or 32 with 4 chunks per lane, ~20 us slower: BENCHMARKS.md).
 constexpr int kGateUpFlatThreads = 768, kGateUpFlatCpl = 7;
 
 // Pieces per row: rows of up to 32 CPL chunks are one piece, longer ones are cut evenly.
