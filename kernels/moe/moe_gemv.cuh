@@ -191,8 +191,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_down_kernel(GemvArgs a) 
 // The FP8 down GEMV over one block per SM: 512 threads with G = 2 items per warp and round, or 768 with G = 1 and
 // three rounds in flight for rows of 4 chunks per lane (R1; run_down_flat says why). gemv_down_kernel's 896 blocks
 // of 8 warps run 1.7 waves on the H200, each block staging h before its first weight load: 52 us for R1's 132 MB,
-// where a plain streaming read of 132 MB takes 39 (troupe_kernel_bench hbm_stream). Block b owns the output rows [b H / B, (b + 1) H / B)
-// of token blockIdx.y (even to ~2%: ~490 items per SM on R1), its warps walk the (row, expert) items of them:
+// where a plain streaming read of 132 MB takes 39 (troupe_kernel_bench hbm_stream). Block b owns the output rows
+// [b H / B, (b + 1) H / B) of token blockIdx.y (even to ~2%: ~490 items per SM on R1), its warps walk the (row,
+// expert) items of them:
 //
 //   item i = (row r0 + i / top_k, entry i % top_k)    warp w: items w, w + W, ..., G per round, SETS rounds'
 //   part[i] = h[entry] . W2[e][row] (whole warp)      weights in flight (SETS register sets taking turns)
