@@ -70,7 +70,8 @@ bool gemv_fp8_flat_residual(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, cons
 
 // h[inter] = bf16(silu(x W_gate^T) * (x W_up^T)) for one token and an FP8 weight [gate | up] = [2 inter, hidden] with
 // 128x128 scales stacked the same way (inter a multiple of 128): the MoE gate/up GEMV with that weight as its only
-// expert (float32 dots, no bf16 rounding of gate and up before the SiLU, as for the experts). Returns false,
+// expert (its flat kernel's f16x2 dots against x staged as f16 x 2^-8, no bf16 rounding of gate and up before the
+// SiLU, as for the experts; float32 dots where the flat kernel does not take the shape). Returns false,
 // launching nothing, for other shapes or with TROUPE_DENSE_GATE_UP_GEMV=0 (A/B: the GEMV, then silu_mul). The
 // dense MLP layers' gate/up at batch 1.
 bool gemv_fp8_gate_up_silu(const __nv_bfloat16* x, const __nv_fp8_e4m3* w, const float* w_scale, int inter,

@@ -8,10 +8,10 @@
 // Block b owns rows [i0, i1) = [b I / B, (b + 1) I / B) of every slot; an item is one half (in k) of one gate or up
 // row, 7 chunks of 16 bytes per lane on R1 (hidden 7168 = 2 pieces of 224 chunks):
 //
-//   item j = ((q * rows + r) * 2 + m) * 2 + s     q: slot in run order (always-on slots first), r: row - i0,
-//                                                 m: 0 gate / 1 up, s: the k piece
+//   item j = ((q * rows + r) * 2 + m) * P + s     q: slot in run order (always-on slots first), r: row - i0,
+//                                                 m: 0 gate / 1 up, s: the k piece of P (2 on R1)
 //   part[j] = x[piece s] . W13[e(q)][m I + i0 + r][piece s]   (whole warp; scaled per 128-wide k block)
-//   h[p(q), i0 + r] = bf16(silu(g) u),  g = part[.., 0, 0] + part[.., 0, 1],  u = part[.., 1, 0] + part[.., 1, 1]
+//   h[p(q), i0 + r] = bf16(silu(g) u),  g = sum over s of part[.., 0, s],  u = sum over s of part[.., 1, s]
 //
 // Warp w takes items w, w + W, ... in two register sets that take turns (as the flat down GEMV). x lies in two
 // planes (the first and the second 8 values of every 16-value chunk) so that a warp's 16-byte reads of one plane hit

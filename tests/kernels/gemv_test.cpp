@@ -126,7 +126,8 @@ KERNEL_TEST(gemv_fp8_flat_residual) {
           ("flat residual GEMV refuses k=" + std::to_string(k)).c_str());
 }
 
-// Tolerance: float32 dots as the FP8 GEMV's, then silu(g) u rounded to bf16 (1/128 relative).
+// Tolerance: f16x2 dots against x as f16 x 2^-8 (the flat gate/up kernel, moe_gate_up_flat.cuh), then silu(g) u
+// rounded to bf16 (1/128 relative).
 KERNEL_TEST(gemv_fp8_gate_up_silu) {
   Rng rng(59);
   for (Shape s : {Shape{18432, 7168}, Shape{256, 512}}) {  // n = inter, k = hidden
